@@ -1,0 +1,19 @@
+"""Shared fixtures: the real benchmark data in ../shared/data (never copied into the repo)."""
+
+import os
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = pathlib.Path(os.environ.get("ARCH2VEC_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+  """The folder with nb201_accuracies.csv and nb101_subset.csv; skips if absent (CI has it)."""
+  if not (SHARED_DATA / "nb201_accuracies.csv").exists():
+    if os.environ.get("CI"):
+      pytest.fail(f"shared data not found at {SHARED_DATA} (CI must have it)")
+    pytest.skip(f"shared data not found at {SHARED_DATA}")
+  return SHARED_DATA
