@@ -193,6 +193,11 @@ def _md5_rows(rows: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- batched hash
 
 
+def _fingerprint_multipliers(num_cols: int) -> np.ndarray:
+  """Fixed random odd uint64 [num_cols], the coefficients of the row fingerprint."""
+  return np.random.default_rng(num_cols).integers(1, 2**63, size=num_cols, dtype=np.uint64) | np.uint64(1)
+
+
 def _unique_rows(rows: np.ndarray, prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Unique rows of an int array, exactly, ordered by a small prefix code.
 
@@ -213,7 +218,7 @@ def _unique_rows(rows: np.ndarray, prefix: np.ndarray) -> tuple[np.ndarray, np.n
   num_rows, num_cols = rows.shape
   if num_rows == 0:
     return np.zeros(0, np.int64), np.zeros(0, np.int64)
-  multipliers = np.random.default_rng(num_cols).integers(1, 2**63, size=num_cols, dtype=np.uint64) | np.uint64(1)
+  multipliers = _fingerprint_multipliers(num_cols)
   code = np.zeros(num_rows, np.uint64)
   for c in range(num_cols):
     code += rows[:, c].astype(np.uint64) * multipliers[c]  # wraps mod 2^64
@@ -258,12 +263,50 @@ def _rank_digests(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return _to_hex(np.take(raw, order[is_new], axis=0)), rank
 
 
+def _passes(runs: list[tuple[int, int, int, int]]) -> list[list[tuple[int, int, int, int]]]:
+  """Cuts runs (lo, hi, a, b) into passes of at most _MD5_PASS rows in total."""
+  passes: list[list[tuple[int, int, int, int]]] = [[]]
+  room = _MD5_PASS
+  for lo, hi, a, b in runs:
+    while lo < hi:
+      if not room:
+        passes.append([])
+        room = _MD5_PASS
+      take = min(hi - lo, room)
+      passes[-1].append((lo, lo + take, a, b))
+      lo, room = lo + take, room - take
+  return passes
+
+
+def _write_messages(text: np.ndarray, keys: np.ndarray, a: int, b: int, hexes: np.ndarray) -> int:
+  """Writes in-hashes + '|' + out-hashes + '|' + own hash, padded, into zeroed rows.
+
+  Args:
+    text: uint8 [n, 64 B] zeroed rows (written in place).
+    keys: int32 [n, 2v+1] keys whose nodes all have in-degree a, out-degree b.
+    a, b: the degrees.
+    hexes: uint64 [T, 4], the hex table (32 bytes a row).
+
+  Returns:
+    The message length 32 (a + b + 1) + 2.
+  """
+  n, v = len(keys), (keys.shape[1] - 1) // 2
+  length = 32 * (a + b + 1) + 2
+  text[:, : 32 * a] = np.take(hexes, keys[:, :a], axis=0).view(np.uint8).reshape(n, 32 * a)
+  text[:, 32 * a] = _SEP
+  text[:, 32 * a + 1 : 32 * (a + b) + 1] = np.take(hexes, keys[:, v : v + b], axis=0).view(np.uint8).reshape(n, 32 * b)
+  text[:, 32 * (a + b) + 1] = _SEP
+  text[:, length - 32 : length] = np.take(hexes, keys[:, 2 * v], axis=0).view(np.uint8)
+  _pad(text, length)
+  return length
+
+
 def _round_digests(keys: np.ndarray, in_degree: np.ndarray, out_degree: np.ndarray, table: np.ndarray) -> np.ndarray:
   """MD5 of in-hashes + '|' + out-hashes + '|' + own hash for every key.
 
   Each run of keys with the same (in-degree, out-degree) has one fixed text
   layout, built with row gathers; runs with the same MD5 block count are
-  hashed together.
+  hashed together, in passes of at most _MD5_PASS messages.
 
   Args:
     keys: int32 [K, 2v+1] (sorted in-neighbour ids, padding, sorted
@@ -275,42 +318,21 @@ def _round_digests(keys: np.ndarray, in_degree: np.ndarray, out_degree: np.ndarr
   Returns:
     uint8 [K, 16] digests.
   """
-  v = (keys.shape[1] - 1) // 2
-  hexes = np.ascontiguousarray(table).view(np.uint64)  # [T, 4]: 32 bytes per row
+  hexes = np.ascontiguousarray(table).view(np.uint64)
   starts = np.flatnonzero(np.r_[True, (in_degree[1:] != in_degree[:-1]) | (out_degree[1:] != out_degree[:-1])])
   bounds = starts.tolist() + [len(keys)]
-  # Runs (lo, hi, in-degree, out-degree), grouped by MD5 block count.
-  by_blocks: dict[int, list[tuple[int, int, int, int]]] = {}
+  by_blocks: dict[int, list[tuple[int, int, int, int]]] = {}  # block count -> runs (lo, hi, a, b)
   for lo, hi, a, b in zip(bounds[:-1], bounds[1:], in_degree[starts].tolist(), out_degree[starts].tolist()):
     by_blocks.setdefault(_num_blocks(32 * (a + b + 1) + 2), []).append((lo, hi, a, b))
   digests = np.empty((len(keys), 16), np.uint8)
   for blocks, runs in by_blocks.items():
-    # Cut the runs into passes of at most _MD5_PASS messages (small buffers).
-    passes: list[list[tuple[int, int, int, int]]] = [[]]
-    room = _MD5_PASS
-    for lo, hi, a, b in runs:
-      while lo < hi:
-        if not room:
-          passes.append([])
-          room = _MD5_PASS
-        take = min(hi - lo, room)
-        passes[-1].append((lo, lo + take, a, b))
-        lo, room = lo + take, room - take
-    for batch in passes:
+    for batch in _passes(runs):
       padded = np.zeros((sum(hi - lo for lo, hi, _, _ in batch), 64 * blocks), np.uint8)
       lengths = np.empty(len(padded), np.int64)
       pos = 0
       for lo, hi, a, b in batch:
-        n, length = hi - lo, 32 * (a + b + 1) + 2
-        run, text = keys[lo:hi], padded[pos : pos + n]
-        text[:, : 32 * a] = np.take(hexes, run[:, :a], axis=0).view(np.uint8).reshape(n, 32 * a)
-        text[:, 32 * a] = _SEP
-        text[:, 32 * a + 1 : 32 * (a + b) + 1] = np.take(hexes, run[:, v : v + b], axis=0).view(np.uint8).reshape(n, 32 * b)
-        text[:, 32 * (a + b) + 1] = _SEP
-        text[:, length - 32 : length] = np.take(hexes, run[:, 2 * v], axis=0).view(np.uint8)
-        _pad(text, length)
-        lengths[pos : pos + n] = length
-        pos += n
+        lengths[pos : pos + hi - lo] = _write_messages(padded[pos : pos + hi - lo], keys[lo:hi], a, b, hexes)
+        pos += hi - lo
       rows = np.concatenate([np.arange(lo, hi) for lo, hi, _, _ in batch])
       digests[rows] = _md5_padded(padded, lengths)
   return digests
