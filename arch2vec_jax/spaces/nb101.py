@@ -458,47 +458,67 @@ def _full_dags(v: int) -> np.ndarray:
   return matrices[has_out_edge]
 
 
-def _unlabelled_representatives(matrices: np.ndarray) -> np.ndarray:
-  """One matrix per isomorphism class (the first in the given order).
+def _unlabelled_representatives(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """One matrix per isomorphism class (the first in the given order), and its automorphisms.
 
   Input and output are the unique source and sink, so isomorphisms fix them
-  and permute the v-2 inner nodes. The canonical code of a matrix is the
-  smallest, over those permutations, bit code sum 2^(p(u) v + p(w)) of its
-  permuted edges (exact in float64: at most 9 distinct powers below 2^49).
+  and permute the v-2 inner nodes. The code of a matrix under a permutation p
+  is the bit code sum 2^(p(u) v + p(w)) of its permuted edges (exact in
+  float64: at most 9 distinct powers below 2^49); the canonical code is the
+  smallest over all p, and p is an automorphism iff its code equals the
+  identity's.
 
   Args:
     matrices: int8 [K, v, v].
 
   Returns:
-    int8 [R, v, v].
+    (representatives int8 [R, v, v], automorphisms int [A, 2]): the rows
+    (representative r, permutation index into `_node_permutations(v)`) of the
+    automorphisms other than the identity.
   """
   v = matrices.shape[1]
-  if v <= 3:
-    return matrices
   src, dst = np.triu_indices(v, 1)
-  perms = np.array([(0, *p, v - 1) for p in itertools.permutations(range(1, v - 1))])  # [P, v]
+  perms = _node_permutations(v)
   weights = 2.0 ** (perms[:, src] * v + perms[:, dst])  # [P, E]
   codes = matrices[:, src, dst].astype(np.float64) @ weights.T  # [K, P]
-  canonical = codes.min(axis=1)
-  _, first = np.unique(canonical, return_index=True)
-  return matrices[np.sort(first)]
+  _, first = np.unique(codes.min(axis=1), return_index=True)
+  first = np.sort(first)
+  automorphisms = np.argwhere(codes[first, 1:] == codes[first, :1]) + [0, 1]
+  return matrices[first], automorphisms
+
+
+def _node_permutations(v: int) -> np.ndarray:
+  """int [P, v], the permutations of the inner nodes 1..v-2 (input, output fixed); the identity first."""
+  return np.array([(0, *p, v - 1) for p in itertools.permutations(range(1, v - 1))]).reshape(-1, v)
 
 
 def _enumerate_nodes(v: int) -> tuple[np.ndarray, np.ndarray]:
-  """Every (isomorphism representative x inner labelling) graph with v nodes.
+  """The (isomorphism representative x inner labelling) graphs with v nodes worth hashing.
+
+  A labelling that an automorphism of its representative maps to a smaller
+  labelling (an earlier one in itertools.product order) gives an isomorphic
+  graph, so only the smallest of each orbit is kept: the same graphs as the
+  first of each hash among all labellings, without hashing the others.
 
   Returns:
     (matrices int8 [M, v, v], labels int64 [M, v] official hash labels);
     order: representative, then labellings in itertools.product order over
     LABEL_OPS.
   """
-  reps = _unlabelled_representatives(_full_dags(v))
+  reps, automorphisms = _unlabelled_representatives(_full_dags(v))
   labellings = np.array(list(itertools.product(range(len(LABEL_OPS)), repeat=v - 2)), np.int64)
   labellings = labellings.reshape(len(LABEL_OPS) ** (v - 2), v - 2)
-  labels = np.empty((len(reps) * len(labellings), v), np.int64)
+  number = labellings @ len(LABEL_OPS) ** np.arange(v - 3, -1, -1)  # rank in product order
+  # The image of labelling l under automorphism p is l' with l'[p(i)] = l[i].
+  inverse = np.argsort(_node_permutations(v)[automorphisms[:, 1]], axis=1)[:, 1:-1] - 1  # [A, v-2]
+  images = np.einsum("lak,k->al", labellings[:, inverse], len(LABEL_OPS) ** np.arange(v - 3, -1, -1))
+  smallest = np.tile(number, (len(reps), 1))
+  np.minimum.at(smallest, automorphisms[:, 0], images)
+  rep, lab = np.nonzero(smallest == number[None, :])
+  labels = np.empty((len(rep), v), np.int64)
   labels[:, 0], labels[:, -1] = INPUT_LABEL, OUTPUT_LABEL
-  labels[:, 1:-1] = np.tile(labellings, (len(reps), 1))
-  return np.repeat(reps, len(labellings), axis=0), labels
+  labels[:, 1:-1] = labellings[lab]
+  return reps[rep], labels
 
 
 def _encode_padded(matrices: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
