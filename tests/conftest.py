@@ -17,3 +17,14 @@ def shared_data() -> pathlib.Path:
       pytest.fail(f"shared data not found at {SHARED_DATA} (CI must have it)")
     pytest.skip(f"shared data not found at {SHARED_DATA}")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+  """A persistent XLA cache for the session: identical programs compile once."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  yield

@@ -1,0 +1,247 @@
+"""Pre-training metrics (docs/arch2vec.md §4): reconstruction, validity, uniqueness.
+
+Reconstruction (held-out cells, eval mode, z = mu):
+  ops_acc: per-node argmax match over the real nodes.
+  ops_acc_release: the release's number, argmax match over every node slot
+    (an all-zero padding row has argmax 0); equal to ops_acc without padding.
+  adj_acc: per-entry match of the strict upper triangle at sigmoid > 0.5, over
+    all n(n-1)/2 entries of every cell (as the release's `get_accuracy`).
+  exact_acc: whole-cell match: every real node's op and every strict-upper entry.
+
+Validity / uniqueness (the release's `pretraining_*.py` loop, vectorised):
+  z ~ N(mean_Z, std_Z) independently per node position and latent dim, where
+  mean_Z, std_Z [n, latent] are the mean and the unbiased (torch `.std`) std over
+  the training cells of the mus collected during the epoch; decoded in eval mode
+  (no dropout): ops = one-hot argmax, adjacency = strict upper triangle of
+  sigmoid(z z^T) > 0.5. validity = valid / samples (`space.is_valid`),
+  uniqueness = distinct `space.hash` among the valid / valid (0 if none valid).
+  The spaces' default validity is the release's (NB201: ops only, the decoded
+  adjacency is not checked; DARTS: its partial edge checks), which produced the
+  paper's numbers; `validity_strict` (NB201, DARTS) counts the decodes that are
+  exactly a cell of the space. On NB201 a prior sample that is a real cell is
+  one of 15,625, so with ~10,000 samples uniqueness among real cells cannot
+  exceed the birthday bound (about 75% for uniform draws); the paper's 98.72%
+  counts decodes with other adjacencies as distinct cells.
+
+Device work is jitted (one compiled call per metric); validity and hashing are
+host-side NumPy through the search space's vectorised functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from arch2vec_jax import model as model_lib
+
+__all__ = [
+  "ReconCounts",
+  "reconstruction_counts",
+  "make_reconstruction_fn",
+  "chunk_cells",
+  "reconstruction_accuracy",
+  "latent_stats",
+  "decode_latents",
+  "make_prior_decoder",
+  "validity_uniqueness",
+]
+
+
+class ReconCounts(NamedTuple):
+  """Integer counts behind the reconstruction accuracies (sums over cells)."""
+
+  ops_correct: jax.Array  # real nodes with the right op
+  ops_total: jax.Array  # real nodes
+  ops_correct_all: jax.Array  # node slots with the right argmax (release)
+  adj_correct: jax.Array  # strict-upper entries right
+  exact: jax.Array  # cells entirely right
+  cells: jax.Array  # cells counted
+
+
+def reconstruction_counts(
+  ops_logits: jax.Array,
+  adj_logits: jax.Array,
+  ops: jax.Array,
+  adjacency: jax.Array,
+  n_node: jax.Array,
+  cell_mask: jax.Array | None = None,
+) -> ReconCounts:
+  """Counts of correct reconstructions in a batch (pure, jittable).
+
+  Args:
+    ops_logits: [B, n, d]; adj_logits: [B, n, n] (decoder outputs, z = mu).
+    ops: [B, n, d] one-hot targets; adjacency: [B, n, n] 0/1 targets.
+    n_node: int [B] real nodes per cell.
+    cell_mask: optional bool/float [B]; cells with 0 are not counted.
+
+  Returns:
+    `ReconCounts` of int32 scalars.
+  """
+  b, n, d = ops.shape
+  chex.assert_shape(ops_logits, (b, n, d))
+  chex.assert_shape([adj_logits, adjacency], (b, n, n))
+  if cell_mask is None:
+    cell_mask = jnp.ones((b,), bool)
+  cell_mask = cell_mask.astype(bool)
+  real = model_lib.node_mask(n_node, n) & cell_mask[:, None]  # [B, n]
+  op_ok = jnp.argmax(ops_logits, -1) == jnp.argmax(ops, -1)  # [B, n]
+  upper = jnp.triu(jnp.ones((n, n), bool), 1)
+  pred_adj = jax.nn.sigmoid(adj_logits) > 0.5
+  adj_ok = (pred_adj == (adjacency != 0)) | ~upper  # [B, n, n], True off the strict upper
+  cell_ok = jnp.all(op_ok | ~real, -1) & jnp.all(adj_ok, (-1, -2)) & cell_mask
+  i32 = lambda x: jnp.sum(x, dtype=jnp.int32)  # noqa: E731
+  return ReconCounts(
+    ops_correct=i32(op_ok & real),
+    ops_total=i32(real),
+    ops_correct_all=i32(op_ok & cell_mask[:, None]),
+    adj_correct=i32(adj_ok & upper & cell_mask[:, None, None]),
+    exact=i32(cell_ok),
+    cells=i32(cell_mask),
+  )
+
+
+def make_reconstruction_fn(model: model_lib.Arch2Vec, chunk_size: int) -> Callable[..., ReconCounts]:
+  """A jitted `fn(variables, adjacency, ops, n_node, cell_mask) -> ReconCounts`.
+
+  Inputs are stacked in chunks, [C, chunk_size, ...]; the chunks run under
+  `lax.map` inside one compiled call (eval mode, z = mu) and the counts are summed.
+  """
+
+  def one_chunk(variables, chunk):
+    adj, ops, n_node, mask = chunk
+    graph = model_lib.cells_to_graphs(adj, ops, n_node)
+    out = model.apply(variables, graph, train=False)
+    return reconstruction_counts(out["ops_logits"], out["adj_logits"], ops, adj, n_node, mask)
+
+  @jax.jit
+  def fn(variables, adjacency, ops, n_node, cell_mask):
+    chex.assert_rank([adjacency, ops], 4)
+    chex.assert_equal(adjacency.shape[1], chunk_size)
+    counts = jax.lax.map(functools.partial(one_chunk, variables), (adjacency, ops, n_node, cell_mask))
+    return jax.tree.map(lambda x: jnp.sum(x, dtype=jnp.int32), counts)
+
+  return fn
+
+
+def chunk_cells(
+  adjacency: np.ndarray, ops: np.ndarray, n_node: np.ndarray, chunk_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Pads N cells to a multiple of `chunk_size` and stacks them [C, chunk, ...].
+
+  Returns:
+    adjacency [C, chunk, n, n], ops [C, chunk, n, d], n_node [C, chunk] (0 for
+    padding), cell_mask bool [C, chunk].
+  """
+  num = adjacency.shape[0]
+  chunks = max(1, -(-num // chunk_size))
+  pad = chunks * chunk_size - num
+
+  def padded(x):
+    x = np.asarray(x)
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    return x.reshape(chunks, chunk_size, *x.shape[1:])
+
+  mask = np.arange(chunks * chunk_size) < num
+  return padded(adjacency), padded(ops), padded(n_node), mask.reshape(chunks, chunk_size)
+
+
+def reconstruction_accuracy(counts: ReconCounts, n: int) -> dict[str, float]:
+  """Accuracies (fractions) from summed counts for node budget n."""
+  c = {k: int(v) for k, v in counts._asdict().items()}
+  cells = max(c["cells"], 1)
+  return {
+    "ops_acc": c["ops_correct"] / max(c["ops_total"], 1),
+    "adj_acc": c["adj_correct"] / (cells * n * (n - 1) / 2),
+    "exact_acc": c["exact"] / cells,
+    "ops_acc_release": c["ops_correct_all"] / (cells * n),
+  }
+
+
+def latent_stats(mu_sum: np.ndarray, mu_sq_sum: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """Per-position mean and unbiased std of the training mus from their sums.
+
+  Args:
+    mu_sum, mu_sq_sum: [..., n, latent] sums over cells (summed in float64 here).
+    count: number of cells.
+
+  Returns:
+    (mean, std) float32 [n, latent].
+  """
+  s = np.asarray(mu_sum, np.float64).reshape(-1, *np.shape(mu_sum)[-2:]).sum(0)
+  q = np.asarray(mu_sq_sum, np.float64).reshape(-1, *np.shape(mu_sq_sum)[-2:]).sum(0)
+  mean = s / count
+  var = np.maximum(q - count * mean**2, 0.0) / max(count - 1, 1)
+  return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def decode_latents(model: model_lib.Arch2Vec, variables: Any, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Decodes latents to discrete cells (eval mode), as the release does.
+
+  Args:
+    z: [S, n, latent].
+
+  Returns:
+    adjacency int8 [S, n, n] (strict upper of sigmoid(z z^T) > 0.5), ops int8
+    [S, n, d] (one-hot argmax of the decoded ops).
+  """
+  ops_logits, adj_logits = model.apply(variables, z, train=False, method=model_lib.Arch2Vec.decode)
+  n, d = ops_logits.shape[-2:]
+  ops = jax.nn.one_hot(jnp.argmax(ops_logits, -1), d, dtype=jnp.int8)
+  upper = jnp.triu(jnp.ones((n, n), bool), 1)
+  adj = ((jax.nn.sigmoid(adj_logits) > 0.5) & upper).astype(jnp.int8)
+  return adj, ops
+
+
+def make_prior_decoder(model: model_lib.Arch2Vec, num_samples: int) -> Callable[..., tuple[jax.Array, jax.Array]]:
+  """A jitted `fn(variables, mean, std, key) -> (adjacency, ops)` of `num_samples` prior decodes.
+
+  z = mean + std * N(0, 1), mean/std [n, latent] per node position.
+  """
+
+  @jax.jit
+  def fn(variables, mean, std, key):
+    z = mean + std * jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
+    return decode_latents(model, variables, z)
+
+  return fn
+
+
+def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> dict[str, float]:
+  """Validity and uniqueness of decoded cells, judged by the search space.
+
+  Args:
+    space: a `SearchSpace` (its `is_valid` and `hash`).
+    adjacency: 0/1 [S, n, n]; ops: one-hot [S, n, d].
+
+  Returns:
+    dict: validity (valid / S), uniqueness (distinct hashes / valid, 0 if none),
+    num_samples, num_valid, num_unique; validity_strict (decodes that are
+    exactly a cell of the space / S) where the space's `is_valid` takes `strict`.
+  """
+  adjacency, ops = np.asarray(adjacency), np.asarray(ops)
+  num = adjacency.shape[0]
+  extra = {}
+  if "strict" in inspect.signature(space.is_valid).parameters:
+    extra["validity_strict"] = float(np.mean(space.is_valid(adjacency, ops, strict=True))) if num else 0.0
+  valid = np.asarray(space.is_valid(adjacency, ops), dtype=bool)
+  chex.assert_shape(valid, (num,))
+  num_valid = int(valid.sum())
+  if num_valid:
+    hashes = np.asarray(space.hash(adjacency[valid], ops[valid]))
+    num_unique = len(set(hashes.tolist()))
+  else:
+    num_unique = 0
+  return {
+    "validity": num_valid / max(num, 1),
+    "uniqueness": num_unique / num_valid if num_valid else 0.0,
+    "num_samples": num,
+    "num_valid": num_valid,
+    "num_unique": num_unique,
+    **extra,
+  }
