@@ -334,13 +334,14 @@ def test_cache_is_written_atomically(small_cache, monkeypatch):
   assert sorted(os.listdir(small_cache)) == [os.path.basename(nb101.cache_path(4))]  # no temporary left
   # An interrupted write leaves no file under the final name.
   os.remove(nb101.cache_path(4))
-  monkeypatch.setattr(np, "savez_compressed", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+  for name in ("savez", "savez_compressed"):
+    monkeypatch.setattr(np, name, lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
   with pytest.raises(KeyboardInterrupt):
     nb101.enumerate_space(4)
   assert os.listdir(small_cache) == []
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "contents", "count"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "contents", "count", "version"])
 def test_corrupt_cache_warns_and_is_rebuilt(small_cache, damage):
   """Decision: a cache that fails validation is reported (RuntimeWarning naming file and reason) and rebuilt."""
   expected = nb101.enumerate_space(4)
@@ -352,10 +353,12 @@ def test_corrupt_cache_warns_and_is_rebuilt(small_cache, damage):
     open(path, "wb").write(data[: len(data) // 2])
   else:
     arrays = fileio.load_npz(path)
-    if damage == "contents":
-      arrays["adjacency"][3, 0, 1] ^= 1  # checksum no longer matches
+    if damage == "version":
+      arrays["version"] = np.array(1)
+    elif damage == "contents":
+      arrays["edges"][3, 0] ^= 1  # checksum no longer matches
     else:
-      arrays = {k: (v[:-1] if k in ("adjacency", "ops", "hashes") else v) for k, v in arrays.items()}
+      arrays = {k: (v[:-1] if k in ("edges", "codes", "digests") else v) for k, v in arrays.items()}
     fileio.atomic_save_npz(path, **arrays)
   with pytest.warns(RuntimeWarning, match="nb101_space_max4.npz"):
     rebuilt = nb101.enumerate_space(4)
