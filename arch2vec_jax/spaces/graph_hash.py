@@ -107,7 +107,7 @@ _MD5_PASS = 32768  # messages per vectorised pass (keeps the working set in cach
 _MD5_MIN_VECTORISED = 2048  # below this many messages hashlib is faster
 # The two lower-case hex characters of every byte value, as one little-endian uint16.
 _HEX_PAIRS = np.array([int.from_bytes(f"{i:02x}".encode("ascii"), "little") for i in range(256)], np.uint16)
-_CHUNK_NODES = 1 << 17  # nodes hashed together (all rounds) in `_hash_chunk`
+_CHUNK_NODES = 1 << 16  # nodes hashed together (all rounds) in `_hash_chunk`
 
 
 def _to_hex(raw: np.ndarray) -> np.ndarray:
@@ -303,11 +303,13 @@ def _write_messages(text: np.ndarray, keys: np.ndarray, a: int, b: int, hexes: n
   """
   n, v = len(keys), (keys.shape[1] - 1) // 2
   length = 32 * (a + b + 1) + 2
-  text[:, : 32 * a] = np.take(hexes, keys[:, :a], axis=0).view(np.uint8).reshape(n, 32 * a)
+  columns = np.r_[0:a, v : v + b, 2 * v]  # the a in-ids, the b out-ids, the own id
+  gathered = np.take(hexes, keys[:, columns], axis=0).view(np.uint8).reshape(n, 32 * (a + b + 1))
+  text[:, : 32 * a] = gathered[:, : 32 * a]
   text[:, 32 * a] = _SEP
-  text[:, 32 * a + 1 : 32 * (a + b) + 1] = np.take(hexes, keys[:, v : v + b], axis=0).view(np.uint8).reshape(n, 32 * b)
+  text[:, 32 * a + 1 : 32 * (a + b) + 1] = gathered[:, 32 * a : 32 * (a + b)]
   text[:, 32 * (a + b) + 1] = _SEP
-  text[:, length - 32 : length] = np.take(hexes, keys[:, 2 * v], axis=0).view(np.uint8)
+  text[:, length - 32 : length] = gathered[:, 32 * (a + b) :]
   _pad(text, length)
   return length
 
