@@ -83,6 +83,9 @@ def test_hash_batch_chunks_and_duplicates(monkeypatch):
   monkeypatch.setattr(graph_hash, "_MD5_PASS", 100)
   assert np.array_equal(graph_hash.hash_batch(adjacency, labels), expected)
   assert np.array_equal(expected[:400], expected[800:])
+  for dedupe_below in (0.0, 2.0):  # never / always de-duplicate a round's keys
+    monkeypatch.setattr(graph_hash, "_DEDUPE_BELOW", dedupe_below)
+    assert np.array_equal(graph_hash.hash_batch(adjacency, labels), expected)
 
 
 def test_hash_batch_is_invariant_under_relabelling():

@@ -21,8 +21,9 @@ digests) computes the same strings for many padded graphs with NumPy:
   * during a round a node's current hash is an integer id into a table of the
     chunk's distinct hex strings sorted lexicographically (so sorting ids sorts
     the strings); the round's key of a node is the integer row (sorted
-    in-neighbour ids, sorted out-neighbour ids, own id), and MD5 runs once per
-    distinct key of the chunk, not once per node;
+    in-neighbour ids, sorted out-neighbour ids, own id); while many nodes
+    share a state, MD5 runs once per distinct key of the chunk, not once per
+    node;
   * MD5 itself is vectorised across messages (`_md5_pass`, RFC 1321 in uint32
     NumPy arithmetic) over messages laid out directly in their padded form.
 """
@@ -108,6 +109,7 @@ _MD5_MIN_VECTORISED = 2048  # below this many messages hashlib is faster
 # The two lower-case hex characters of every byte value, as one little-endian uint16.
 _HEX_PAIRS = np.array([int.from_bytes(f"{i:02x}".encode("ascii"), "little") for i in range(256)], np.uint16)
 _CHUNK_NODES = 1 << 16  # nodes hashed together (all rounds) in `_hash_chunk`
+_DEDUPE_BELOW = 0.9  # de-duplicate a round's keys while distinct states < this fraction of nodes
 
 
 def _to_hex(raw: np.ndarray) -> np.ndarray:
@@ -404,8 +406,9 @@ def _hash_chunk(edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int
   """The hashes of G graphs with V >= 1 nodes each: round 0, V rounds, final.
 
   Node states are ids into a table of hex strings sorted lexicographically, so
-  sorting ids sorts the strings. Each round, MD5 runs once per distinct
-  (sorted in-ids, sorted out-ids, own id) key of the chunk, not once per node.
+  sorting ids sorts the strings. While many nodes share a state, MD5 runs once
+  per distinct (sorted in-ids, sorted out-ids, own id) key of the chunk, not
+  once per node.
 
   Args:
     edges: bool [G, V, V].
@@ -424,12 +427,22 @@ def _hash_chunk(edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int
   # Width 2V+2 (a last zero column) so that pairs of ids form uint64 words.
   keys = np.zeros((num_graphs, v, 2 * v + 2), np.int32)
   flat_keys = keys.reshape(-1, 2 * v + 2)
+  by_degree = None
   for _ in range(v):
     sentinel = np.int32(len(table))  # sorts after every real id; marks 'no neighbour'
     keys[:, :, :v] = np.sort(np.where(in_edges, ids[:, None, :], sentinel), axis=2)
     keys[:, :, v : 2 * v] = np.sort(np.where(edges, ids[:, None, :], sentinel), axis=2)
     keys[:, :, 2 * v] = ids
-    first, inverse = _unique_rows(flat_keys, degree_code)
+    if len(table) < _DEDUPE_BELOW * len(flat_keys):
+      first, inverse = _unique_rows(flat_keys, degree_code)
+    else:
+      # Nearly every state is distinct already: hashing every node costs less
+      # than finding the few repeats (equal keys give equal digests, merged by
+      # the ranking). Nodes in degree order, as `_round_digests` wants them.
+      if by_degree is None:
+        by_degree = np.argsort(degree_code, kind="stable")
+        in_order = np.argsort(by_degree)
+      first, inverse = by_degree, in_order
     keys_first = np.take(flat_keys, first, axis=0)
     table, rank = _rank_digests(_round_digests(keys_first, in_degree[first], out_degree[first], table))
     ids = rank[inverse].reshape(num_graphs, v)
