@@ -11,7 +11,9 @@ Measures, each once and in this process:
   darts_sampling     `darts.sample_space(--darts_cells)` (no cache).
 Wall and CPU seconds of each are printed as a table and written (atomically)
 with the command line, the machine and the load average at start and end:
-timings on a shared machine depend on its load.
+timings on a shared machine depend on its load. A calibration probe (a fixed
+NumPy sort, timed 40 times before and after) gives the machine's slowdown
+while the benchmark ran: mean time / best time (about 1 on an idle machine).
 """
 
 import os
@@ -39,6 +41,19 @@ def _timed(function):
   wall, cpu = time.perf_counter(), time.process_time()
   result = function()
   return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _calibration() -> dict:
+  """Times a fixed NumPy workload 40 times: best, median and mean milliseconds, and mean / best."""
+  data = np.random.default_rng(0).random(200_000)
+  times = []
+  for _ in range(40):
+    start = time.perf_counter()
+    np.sort(data)
+    times.append(1e3 * (time.perf_counter() - start))
+  best = min(times)
+  return {"workload": "np.sort of 200,000 float64", "best_ms": best, "median_ms": float(np.median(times)),
+          "mean_ms": float(np.mean(times)), "slowdown": float(np.mean(times)) / best}
 
 
 def _machine() -> dict:
@@ -103,6 +118,7 @@ def main(argv):
     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     "machine": _machine(),
     "load_average_start": list(os.getloadavg()),
+    "calibration_start": _calibration(),
     "results": [],
   }
   runners = {"nb101": _nb101, "nb201": _nb201, "darts": _darts}
@@ -111,11 +127,14 @@ def main(argv):
       report["results"] += runners[part]()
       print(f"{part} done, load average {os.getloadavg()[0]:.2f}", flush=True)
   report["load_average_end"] = list(os.getloadavg())
+  report["calibration_end"] = _calibration()
   print(f"\n{'measurement':<22}{'count':>10}{'wall s':>10}{'cpu s':>10}")
   for row in report["results"]:
     print(f"{row['name']:<22}{row['count']:>10}{row['wall_s']:>10.2f}{row['cpu_s']:>10.2f}")
   print(f"load average at start {report['load_average_start']}, at end {report['load_average_end']}"
         f" ({report['machine']['cpu_count']} CPUs)")
+  print(f"calibration slowdown (mean / best of a fixed NumPy sort): start "
+        f"{report['calibration_start']['slowdown']:.1f}, end {report['calibration_end']['slowdown']:.1f}")
   fileio.atomic_write_json(FLAGS.out, report)
   print(f"wrote {FLAGS.out}")
 
