@@ -52,8 +52,13 @@ def _calibration() -> dict:
     np.sort(data)
     times.append(1e3 * (time.perf_counter() - start))
   best = min(times)
-  return {"workload": "np.sort of 200,000 float64", "best_ms": best, "median_ms": float(np.median(times)),
-          "mean_ms": float(np.mean(times)), "slowdown": float(np.mean(times)) / best}
+  return {
+    "workload": "np.sort of 200,000 float64",
+    "best_ms": best,
+    "median_ms": float(np.median(times)),
+    "mean_ms": float(np.mean(times)),
+    "slowdown": float(np.mean(times)) / best,
+  }
 
 
 def _machine() -> dict:
@@ -78,8 +83,13 @@ def _nb101() -> list[dict]:
     os.environ["ARCH2VEC_CACHE"] = cache
     try:
       (_, _, hashes), wall, cpu = _timed(nb101.enumerate_space)
-      enumerated = {"name": "nb101_enumeration", "wall_s": wall, "cpu_s": cpu, "count": len(hashes),
-                    "cache_bytes": os.path.getsize(nb101.cache_path())}
+      enumerated = {
+        "name": "nb101_enumeration",
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "count": len(hashes),
+        "cache_bytes": os.path.getsize(nb101.cache_path()),
+      }
       (_, _, loaded), wall, cpu = _timed(nb101.enumerate_space)
       if not np.array_equal(loaded, hashes):
         raise RuntimeError("the cache file does not give the enumerated space back")
@@ -105,7 +115,15 @@ def _darts() -> list[dict]:
   from arch2vec_jax.spaces import darts  # pylint: disable=import-outside-toplevel
 
   (_, _, ids), wall, cpu = _timed(lambda: darts.sample_space(FLAGS.darts_cells, FLAGS.darts_seed))
-  return [{"name": "darts_sampling", "wall_s": wall, "cpu_s": cpu, "count": len(ids), "seed": FLAGS.darts_seed}]
+  return [
+    {
+      "name": "darts_sampling",
+      "wall_s": wall,
+      "cpu_s": cpu,
+      "count": len(ids),
+      "seed": FLAGS.darts_seed,
+    }
+  ]
 
 
 def main(argv):
@@ -131,10 +149,15 @@ def main(argv):
   print(f"\n{'measurement':<22}{'count':>10}{'wall s':>10}{'cpu s':>10}")
   for row in report["results"]:
     print(f"{row['name']:<22}{row['count']:>10}{row['wall_s']:>10.2f}{row['cpu_s']:>10.2f}")
-  print(f"load average at start {report['load_average_start']}, at end {report['load_average_end']}"
-        f" ({report['machine']['cpu_count']} CPUs)")
-  print(f"calibration slowdown (mean / best of a fixed NumPy sort): start "
-        f"{report['calibration_start']['slowdown']:.1f}, end {report['calibration_end']['slowdown']:.1f}")
+  print(
+    f"load average at start {report['load_average_start']}, at end {report['load_average_end']}"
+    f" ({report['machine']['cpu_count']} CPUs)"
+  )
+  print(
+    f"calibration slowdown (mean / best of a fixed NumPy sort): start "
+    f"{report['calibration_start']['slowdown']:.1f}, "
+    f"end {report['calibration_end']['slowdown']:.1f}"
+  )
   fileio.atomic_write_json(FLAGS.out, report)
   print(f"wrote {FLAGS.out}")
 

@@ -13,14 +13,20 @@ def _official_hash(matrix, labels):
   vertices = np.shape(matrix)[0]
   in_edges = np.sum(matrix, axis=0).tolist()
   out_edges = np.sum(matrix, axis=1).tolist()
-  hashes = [hashlib.md5(str(h).encode("utf-8")).hexdigest() for h in zip(out_edges, in_edges, labels)]
+  hashes = [
+    hashlib.md5(str(h).encode("utf-8")).hexdigest() for h in zip(out_edges, in_edges, labels)
+  ]
   for _ in range(vertices):
     new_hashes = []
     for v in range(vertices):
       in_neighbors = [hashes[w] for w in range(vertices) if matrix[w, v]]
       out_neighbors = [hashes[w] for w in range(vertices) if matrix[v, w]]
       new_hashes.append(
-        hashlib.md5(("".join(sorted(in_neighbors)) + "|" + "".join(sorted(out_neighbors)) + "|" + hashes[v]).encode("utf-8")).hexdigest()
+        hashlib.md5(
+          (
+            "".join(sorted(in_neighbors)) + "|" + "".join(sorted(out_neighbors)) + "|" + hashes[v]
+          ).encode("utf-8")
+        ).hexdigest()
       )
     hashes = new_hashes
   return hashlib.md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
@@ -95,7 +101,9 @@ def test_hash_batch_is_invariant_under_relabelling():
   perm = np.stack([rng.permutation(7) for _ in range(500)])
   rows = np.arange(500)[:, None]
   permuted = adjacency[rows[:, :, None], perm[:, :, None], perm[:, None, :]]
-  assert np.array_equal(graph_hash.hash_batch(permuted, labels[rows, perm]), graph_hash.hash_batch(adjacency, labels))
+  assert np.array_equal(
+    graph_hash.hash_batch(permuted, labels[rows, perm]), graph_hash.hash_batch(adjacency, labels)
+  )
 
 
 def test_label_repr():
@@ -161,3 +169,16 @@ def test_input_errors():
     graph_hash.hash_batch(np.zeros((4, 3, 3)), np.zeros((4, 3)))
   with pytest.raises(ValueError, match="num_nodes"):
     graph_hash.hash_batch(np.zeros((4, 3, 3)), np.zeros((4, 3), int), [1, 2, 3, 4])
+
+
+def test_rank_digests_ties():
+  # Identical digests share a rank; equal leading 8 bytes with different tails are ordered.
+  raw = np.array(
+    [[1] * 8 + [5] * 8, [1] * 8 + [3] * 8, [0] * 16, [1] * 8 + [5] * 8, [0] * 16, [2] * 16],
+    np.uint8,
+  )
+  table, rank = graph_hash._rank_digests(raw)
+  assert rank.tolist() == [2, 1, 0, 2, 0, 3]
+  assert [bytes(row).decode() for row in table] == [bytes(r).hex() for r in raw[[2, 1, 0, 5]]]
+  table, rank = graph_hash._rank_digests(raw[[0, 2, 3]])  # ties of identical digests only
+  assert rank.tolist() == [1, 0, 1] and len(table) == 2

@@ -45,7 +45,7 @@ def space(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def subset(shared_data):
-  """The 30,001 real NB101 cells: (adjacency int8 [N,7,7], ops int8 [N,7,5], matrices, op lists, hashes)."""
+  """The 30,001 real NB101 cells: (adjacency [N,7,7], ops [N,7,5], matrices, op lists, hashes)."""
   matrices, op_lists, hashes = [], [], []
   with open(shared_data / "nb101_subset.csv", newline="") as f:
     for row in csv.DictReader(f):
@@ -132,7 +132,9 @@ def test_prune_dangling_node():
   pruned, names = nb101.prune(matrix, ["input", CONV3, POOL, "output"])
   assert names == ["input", CONV3, "output"]
   np.testing.assert_array_equal(pruned, [[0, 1, 0], [0, 0, 1], [0, 0, 0]])
-  assert nb101.graph_hash(matrix, ["input", CONV3, POOL, "output"]) == nb101.graph_hash(*_chain(CONV3))
+  assert nb101.graph_hash(matrix, ["input", CONV3, POOL, "output"]) == nb101.graph_hash(
+    *_chain(CONV3)
+  )
 
 
 def test_prune_unreachable_node():
@@ -210,7 +212,11 @@ def test_malformed_cells_raise(function):
 
 def test_batch_functions_reject_bad_input():
   adjacency, ops = nb101.encode(*_chain(CONV3))
-  for bad_adjacency, bad_ops in [(adjacency[None, :, :6], ops[None]), (adjacency[None], ops[None, :, :4]), (adjacency, ops)]:
+  for bad_adjacency, bad_ops in [
+    (adjacency[None, :, :6], ops[None]),
+    (adjacency[None], ops[None, :, :4]),
+    (adjacency, ops),
+  ]:
     for function in (nb101.is_valid_batch, nb101.hash_batch):
       with pytest.raises(ValueError, match="shapes"):
         function(bad_adjacency, bad_ops)
@@ -230,7 +236,9 @@ def test_batch_functions_reject_bad_input():
 def test_encode_decode_roundtrip(space):
   matrix, names = _chain(POOL, CONV1)  # 4 nodes
   adjacency, ops = nb101.encode(matrix, names)
-  assert adjacency.shape == (7, 7) and ops.shape == (7, 5) and adjacency.dtype == ops.dtype == np.int8
+  assert (
+    adjacency.shape == (7, 7) and ops.shape == (7, 5) and adjacency.dtype == ops.dtype == np.int8
+  )
   np.testing.assert_array_equal(adjacency[:4, :4], matrix)
   assert not adjacency[4:].any() and not adjacency[:, 4:].any() and not ops[4:].any()
   assert [nb101.OPS[i] for i in ops[:4].argmax(axis=1)] == names
@@ -266,7 +274,7 @@ def test_encode_decode_errors():
 
 
 def _random_decodes(rng, count):
-  """Decoder-like cells: random upper-triangular edges and one-hot ops; some padded, some ill formed."""
+  """Decoder-like cells: random upper-triangular edges, one-hot ops; some padded or ill-formed."""
   adjacency = np.triu(rng.random((count, 7, 7)) < 0.35, 1).astype(np.int8)
   codes = rng.integers(0, 5, (count, 7))
   last = rng.integers(1, 7, count)
@@ -313,7 +321,11 @@ def test_release_hash_batch_is_the_unpruned_hash():
 
 def test_space_object():
   assert nb101.SPACE.name == "nb101" and nb101.SPACE.num_nodes == 7 and nb101.SPACE.num_ops == 5
-  assert nb101.SPACE.ops == nb101.OPS == ("input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output")
+  assert (
+    nb101.SPACE.ops
+    == nb101.OPS
+    == ("input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output")
+  )
 
 
 # ----------------------------------------------------------------------------- cache
@@ -328,10 +340,14 @@ def small_cache(tmp_path, monkeypatch):
 def test_cache_is_written_atomically(small_cache, monkeypatch):
   calls = []
   real = fileio.atomic_save_npz
-  monkeypatch.setattr(fileio, "atomic_save_npz", lambda path, **kw: calls.append(path) or real(path, **kw))
+  monkeypatch.setattr(
+    fileio, "atomic_save_npz", lambda path, **kw: calls.append(path) or real(path, **kw)
+  )
   cells = nb101.enumerate_space(4)
   assert calls == [nb101.cache_path(4)] and len(cells[2]) == 91
-  assert sorted(os.listdir(small_cache)) == [os.path.basename(nb101.cache_path(4))]  # no temporary left
+  assert sorted(os.listdir(small_cache)) == [
+    os.path.basename(nb101.cache_path(4))
+  ]  # no temporary left
   # An interrupted write leaves no file under the final name.
   os.remove(nb101.cache_path(4))
   for name in ("savez", "savez_compressed"):
@@ -343,7 +359,7 @@ def test_cache_is_written_atomically(small_cache, monkeypatch):
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "contents", "count", "version"])
 def test_corrupt_cache_warns_and_is_rebuilt(small_cache, damage):
-  """Decision: a cache that fails validation is reported (RuntimeWarning naming file and reason) and rebuilt."""
+  """Decision: a cache failing validation gives a RuntimeWarning (file, reason) and is rebuilt."""
   expected = nb101.enumerate_space(4)
   path = nb101.cache_path(4)
   data = open(path, "rb").read()

@@ -84,30 +84,42 @@ def hash_graph(matrix: np.ndarray, labels: Sequence) -> str:
   in_degree = edges.sum(axis=0).tolist()
   out_degree = edges.sum(axis=1).tolist()
   hashes = [
-    _md5_hex(f"({out_degree[v]}, {in_degree[v]}, {_label_text(labels[v])})") for v in range(num_vertices)
+    _md5_hex(f"({out_degree[v]}, {in_degree[v]}, {_label_text(labels[v])})")
+    for v in range(num_vertices)
   ]
   for _ in range(num_vertices):
     new_hashes = []
     for v in range(num_vertices):
       in_neighbours = sorted(hashes[w] for w in range(num_vertices) if edges[w, v])
       out_neighbours = sorted(hashes[w] for w in range(num_vertices) if edges[v, w])
-      new_hashes.append(_md5_hex("".join(in_neighbours) + "|" + "".join(out_neighbours) + "|" + hashes[v]))
+      new_hashes.append(
+        _md5_hex("".join(in_neighbours) + "|" + "".join(out_neighbours) + "|" + hashes[v])
+      )
     hashes = new_hashes
   return _md5_hex(str(sorted(hashes)))
 
 
-# ----------------------------------------------------------------------------- MD5 over many messages
+# ------------------------------------------------------------------------ MD5 over many messages
 
 # MD5 (RFC 1321) constants: per-step left-rotation, additive constant and
 # message word index.
-_MD5_SHIFT = np.array([7, 12, 17, 22] * 4 + [5, 9, 14, 20] * 4 + [4, 11, 16, 23] * 4 + [6, 10, 15, 21] * 4, np.uint32)
+_MD5_SHIFT = np.array(
+  [7, 12, 17, 22] * 4 + [5, 9, 14, 20] * 4 + [4, 11, 16, 23] * 4 + [6, 10, 15, 21] * 4, np.uint32
+)
 _MD5_CONST = np.floor(np.abs(np.sin(np.arange(1, 65))) * 2**32).astype(np.uint32)
-_MD5_WORD = np.array([i if i < 16 else (5 * i + 1) % 16 if i < 32 else (3 * i + 5) % 16 if i < 48 else (7 * i) % 16 for i in range(64)])
+_MD5_WORD = np.array(
+  [
+    i if i < 16 else (5 * i + 1) % 16 if i < 32 else (3 * i + 5) % 16 if i < 48 else (7 * i) % 16
+    for i in range(64)
+  ]
+)
 _MD5_INIT = np.array([0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476], np.uint32)
 _MD5_PASS = 32768  # messages per vectorised pass (keeps the working set in cache)
 _MD5_MIN_VECTORISED = 2048  # below this many messages hashlib is faster
 # The two lower-case hex characters of every byte value, as one little-endian uint16.
-_HEX_PAIRS = np.array([int.from_bytes(f"{i:02x}".encode("ascii"), "little") for i in range(256)], np.uint16)
+_HEX_PAIRS = np.array(
+  [int.from_bytes(f"{i:02x}".encode("ascii"), "little") for i in range(256)], np.uint16
+)
 _CHUNK_NODES = 1 << 16  # nodes hashed together (all rounds) in `_hash_chunk`
 _DEDUPE_BELOW = 0.9  # de-duplicate a round's keys while distinct states < this fraction of nodes
 
@@ -123,7 +135,7 @@ def _num_blocks(length: int) -> int:
 
 
 def _pad(rows: np.ndarray, length: int) -> None:
-  """Writes the MD5 padding of `length`-byte messages into zeroed rows uint8 [n, 64 B] (in place)."""
+  """Writes the MD5 padding of `length`-byte messages into zeroed rows uint8 [n, 64 B], in place."""
   rows[:, length] = 0x80
   rows[:, -8:] = np.frombuffer(np.array([8 * length], "<u8").tobytes(), np.uint8)
 
@@ -174,7 +186,12 @@ def _md5_padded(padded: np.ndarray, lengths: np.ndarray) -> np.ndarray:
   if n < _MD5_MIN_VECTORISED:
     data = padded.tobytes()
     md5 = hashlib.md5
-    digests = b"".join([md5(data[i * width : i * width + length]).digest() for i, length in enumerate(lengths.tolist())])
+    digests = b"".join(
+      [
+        md5(data[i * width : i * width + length]).digest()
+        for i, length in enumerate(lengths.tolist())
+      ]
+    )
     return np.frombuffer(digests, np.uint8).reshape(n, 16)
   words = padded.view("<u4").reshape(n, width // 4)
   out = np.empty((n, 4), "<u4")
@@ -203,7 +220,9 @@ def _md5_rows(rows: np.ndarray) -> np.ndarray:
 
 def _fingerprint_multipliers(num_cols: int) -> np.ndarray:
   """Fixed random odd uint64 [num_cols], the coefficients of the row fingerprint."""
-  return np.random.default_rng(num_cols).integers(1, 2**63, size=num_cols, dtype=np.uint64) | np.uint64(1)
+  return np.random.default_rng(num_cols).integers(
+    1, 2**63, size=num_cols, dtype=np.uint64
+  ) | np.uint64(1)
 
 
 def _unique_rows(rows: np.ndarray, prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,14 +282,19 @@ def _rank_digests(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (table, rank): table uint8 [U, 32] the unique hex strings in lexicographic
     (= byte) order, rank int32 [K] the row of every digest in `table`.
   """
-  halves = np.ascontiguousarray(raw).view(">u8")  # numeric order of (high, low) = byte order = hex order
+  halves = np.ascontiguousarray(raw).view(">u8")  # (high, low) numeric order = hex order
   high, low = halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
   order = np.argsort(high)
-  if np.any(high[order[1:]] == high[order[:-1]]):  # equal leading 8 bytes: sort by both halves
-    order = np.lexsort((low, high))
-  high, low = high[order], low[order]
+  sorted_high = high[order]
+  tie = sorted_high[1:] == sorted_high[:-1]
+  if tie.any():
+    sorted_low = low[order]
+    if np.any(sorted_low[1:][tie] != sorted_low[:-1][tie]):  # equal leading 8 bytes only
+      order = np.lexsort((low, high))
+      sorted_high, sorted_low = high[order], low[order]
+      tie = (sorted_high[1:] == sorted_high[:-1]) & (sorted_low[1:] == sorted_low[:-1])
   is_new = np.ones(len(order), dtype=bool)
-  is_new[1:] = (high[1:] != high[:-1]) | (low[1:] != low[:-1])
+  is_new[1:] = ~tie
   rank = np.empty(len(order), dtype=np.int32)
   rank[order] = np.cumsum(is_new, dtype=np.int32) - 1
   return _to_hex(np.take(raw, order[is_new], axis=0)), rank
@@ -316,7 +340,9 @@ def _write_messages(text: np.ndarray, keys: np.ndarray, a: int, b: int, hexes: n
   return length
 
 
-def _round_digests(keys: np.ndarray, in_degree: np.ndarray, out_degree: np.ndarray, table: np.ndarray) -> np.ndarray:
+def _round_digests(
+  keys: np.ndarray, in_degree: np.ndarray, out_degree: np.ndarray, table: np.ndarray
+) -> np.ndarray:
   """MD5 of in-hashes + '|' + out-hashes + '|' + own hash for every key.
 
   Each run of keys with the same (in-degree, out-degree) has one fixed text
@@ -334,10 +360,14 @@ def _round_digests(keys: np.ndarray, in_degree: np.ndarray, out_degree: np.ndarr
     uint8 [K, 16] digests.
   """
   hexes = np.ascontiguousarray(table).view(np.uint64)
-  starts = np.flatnonzero(np.r_[True, (in_degree[1:] != in_degree[:-1]) | (out_degree[1:] != out_degree[:-1])])
+  starts = np.flatnonzero(
+    np.r_[True, (in_degree[1:] != in_degree[:-1]) | (out_degree[1:] != out_degree[:-1])]
+  )
   bounds = starts.tolist() + [len(keys)]
   by_blocks: dict[int, list[tuple[int, int, int, int]]] = {}  # block count -> runs (lo, hi, a, b)
-  for lo, hi, a, b in zip(bounds[:-1], bounds[1:], in_degree[starts].tolist(), out_degree[starts].tolist()):
+  for lo, hi, a, b in zip(
+    bounds[:-1], bounds[1:], in_degree[starts].tolist(), out_degree[starts].tolist()
+  ):
     by_blocks.setdefault(_num_blocks(32 * (a + b + 1) + 2), []).append((lo, hi, a, b))
   digests = np.empty((len(keys), 16), np.uint8)
   for blocks, runs in by_blocks.items():
@@ -346,7 +376,9 @@ def _round_digests(keys: np.ndarray, in_degree: np.ndarray, out_degree: np.ndarr
       lengths = np.empty(len(padded), np.int64)
       pos = 0
       for lo, hi, a, b in batch:
-        lengths[pos : pos + hi - lo] = _write_messages(padded[pos : pos + hi - lo], keys[lo:hi], a, b, hexes)
+        lengths[pos : pos + hi - lo] = _write_messages(
+          padded[pos : pos + hi - lo], keys[lo:hi], a, b, hexes
+        )
         pos += hi - lo
       rows = np.concatenate([np.arange(lo, hi) for lo, hi, _, _ in batch])
       digests[rows] = _md5_padded(padded, lengths)
@@ -368,7 +400,9 @@ def _final_digests(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
   padded = np.zeros((num_graphs, 64 * _num_blocks(length)), np.uint8)
   padded[:, :2] = np.frombuffer(b"['", np.uint8)
   blocks = padded[:, 2 : 2 + 36 * v].reshape(num_graphs, v, 36)
-  blocks[:, :, :32] = np.take(np.ascontiguousarray(table).view(np.uint64), np.sort(ids, axis=1), axis=0).view(np.uint8)
+  blocks[:, :, :32] = np.take(
+    np.ascontiguousarray(table).view(np.uint64), np.sort(ids, axis=1), axis=0
+  ).view(np.uint8)
   blocks[:, :, 32:] = np.frombuffer(b"', '", np.uint8)
   padded[:, length - 2 : length + 2] = np.frombuffer(b"']\0\0", np.uint8)
   _pad(padded, length)
@@ -393,16 +427,26 @@ def _initial_ids(
   """
   num_graphs, v = labels.shape
   label_values, label_index = np.unique(labels, return_inverse=True)
-  code = (label_index.reshape(num_graphs, v) * (v + 1) + edges.sum(axis=2)) * (v + 1) + edges.sum(axis=1)
+  code = (label_index.reshape(num_graphs, v) * (v + 1) + edges.sum(axis=2)) * (v + 1) + edges.sum(
+    axis=1
+  )
   codes, inverse = np.unique(code, return_inverse=True)
   text = label_repr or (lambda x: repr(int(x)))
-  triples = zip((codes // (v + 1) % (v + 1)).tolist(), (codes % (v + 1)).tolist(), label_values[codes // (v + 1) ** 2].tolist())
-  digests = b"".join(hashlib.md5(f"({o}, {i}, {text(lab)})".encode("utf-8")).digest() for o, i, lab in triples)
+  triples = zip(
+    (codes // (v + 1) % (v + 1)).tolist(),
+    (codes % (v + 1)).tolist(),
+    label_values[codes // (v + 1) ** 2].tolist(),
+  )
+  digests = b"".join(
+    hashlib.md5(f"({o}, {i}, {text(lab)})".encode("utf-8")).digest() for o, i, lab in triples
+  )
   table, rank = _rank_digests(np.frombuffer(digests, np.uint8).reshape(-1, 16))
   return rank[inverse.reshape(-1)].reshape(num_graphs, v), table
 
 
-def _hash_chunk(edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int], str] | None) -> np.ndarray:
+def _hash_chunk(
+  edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int], str] | None
+) -> np.ndarray:
   """The hashes of G graphs with V >= 1 nodes each: round 0, V rounds, final.
 
   Node states are ids into a table of hex strings sorted lexicographically, so
@@ -430,8 +474,10 @@ def _hash_chunk(edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int
   by_degree = None
   for _ in range(v):
     sentinel = np.int32(len(table))  # sorts after every real id; marks 'no neighbour'
-    keys[:, :, :v] = np.sort(np.where(in_edges, ids[:, None, :], sentinel), axis=2)
-    keys[:, :, v : 2 * v] = np.sort(np.where(edges, ids[:, None, :], sentinel), axis=2)
+    for part, adjacent in ((slice(0, v), in_edges), (slice(v, 2 * v), edges)):
+      neighbours = np.where(adjacent, ids[:, None, :], sentinel)
+      neighbours.sort(axis=2)
+      keys[:, :, part] = neighbours
     keys[:, :, 2 * v] = ids
     if len(table) < _DEDUPE_BELOW * len(flat_keys):
       first, inverse = _unique_rows(flat_keys, degree_code)
@@ -444,12 +490,16 @@ def _hash_chunk(edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int
         in_order = np.argsort(by_degree)
       first, inverse = by_degree, in_order
     keys_first = np.take(flat_keys, first, axis=0)
-    table, rank = _rank_digests(_round_digests(keys_first, in_degree[first], out_degree[first], table))
+    table, rank = _rank_digests(
+      _round_digests(keys_first, in_degree[first], out_degree[first], table)
+    )
     ids = rank[inverse].reshape(num_graphs, v)
   return _final_digests(ids, table)
 
 
-def _hash_group(edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int], str] | None) -> np.ndarray:
+def _hash_group(
+  edges: np.ndarray, labels: np.ndarray, label_repr: Callable[[int], str] | None
+) -> np.ndarray:
   """Raw digests of G graphs that all have V nodes, in chunks of about _CHUNK_NODES nodes.
 
   Args:
@@ -498,7 +548,9 @@ def digest_batch(
   if num_nodes.shape != (n_graphs,):
     raise ValueError(f"num_nodes must be [N] = [{n_graphs}], got shape {num_nodes.shape}")
   if n_graphs and (num_nodes.min() < 0 or num_nodes.max() > n):
-    raise ValueError(f"num_nodes must lie in [0, {n}], got range [{num_nodes.min()}, {num_nodes.max()}]")
+    raise ValueError(
+      f"num_nodes must lie in [0, {n}], got range [{num_nodes.min()}, {num_nodes.max()}]"
+    )
   result = np.empty((n_graphs, 16), np.uint8)
   for v in np.unique(num_nodes).tolist():
     idx = np.flatnonzero(num_nodes == v)

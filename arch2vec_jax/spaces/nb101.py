@@ -69,7 +69,9 @@ CUMULATIVE_COUNTS = {2: 1, 3: 7, 4: 91, 5: 2_532, 6: 64_542, 7: 423_624}
 _INPUT, _OUTPUT = 0, len(OPS) - 1  # one-hot indices of 'input' and 'output'
 _INNER = np.array([1, 2, 3])  # one-hot indices of the inner ops
 # Official hash label of every one-hot index.
-_ONEHOT_TO_LABEL = np.array([INPUT_LABEL] + [LABEL_OPS.index(op) for op in OPS[1:-1]] + [OUTPUT_LABEL])
+_ONEHOT_TO_LABEL = np.array(
+  [INPUT_LABEL] + [LABEL_OPS.index(op) for op in OPS[1:-1]] + [OUTPUT_LABEL]
+)
 # One-hot index of every inner label 0..2.
 _LABEL_TO_ONEHOT = np.array([OPS.index(op) for op in LABEL_OPS])
 _CACHE_VERSION = 2
@@ -103,8 +105,7 @@ def _check_cell(matrix, ops) -> tuple[np.ndarray, list[str]]:
   if len(lower):
     u, v = lower[0].tolist()
     raise ValueError(
-      f"matrix must be strictly upper triangular (a DAG in topological order), "
-      f"got edge {u} -> {v}"
+      f"matrix must be strictly upper triangular (a DAG in topological order), got edge {u} -> {v}"
     )
   return matrix.astype(np.int8), ops
 
@@ -216,7 +217,9 @@ def encode(matrix, ops: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
   return adjacency, onehot
 
 
-def encode_batch(cells: Iterable[tuple[np.ndarray, Sequence[str]]]) -> tuple[np.ndarray, np.ndarray]:
+def encode_batch(
+  cells: Iterable[tuple[np.ndarray, Sequence[str]]],
+) -> tuple[np.ndarray, np.ndarray]:
   """`encode` over (matrix, ops) pairs: (adjacency int8 [N, 7, 7], ops int8 [N, 7, 5])."""
   encoded = [encode(matrix, ops) for matrix, ops in cells]
   if not encoded:
@@ -310,14 +313,22 @@ def _node_codes(onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _check_batch(adjacency: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   adjacency, ops = np.asarray(adjacency), np.asarray(ops)
   n_cells = adjacency.shape[0] if adjacency.ndim else 0
-  if adjacency.shape != (n_cells, NUM_NODES, NUM_NODES) or ops.shape != (n_cells, NUM_NODES, NUM_OPS):
-    raise ValueError(f"expected shapes [N, 7, 7] and [N, 7, 5], got {adjacency.shape} and {ops.shape}")
+  if adjacency.shape != (n_cells, NUM_NODES, NUM_NODES) or ops.shape != (
+    n_cells,
+    NUM_NODES,
+    NUM_OPS,
+  ):
+    raise ValueError(
+      f"expected shapes [N, 7, 7] and [N, 7, 5], got {adjacency.shape} and {ops.shape}"
+    )
   if not np.isin(adjacency, (0, 1)).all():
     raise ValueError(f"adjacency must be 0/1, got values {np.unique(adjacency).tolist()}")
   lower = np.argwhere(np.tril(adjacency) != 0)
   if len(lower):
     cell, u, v = lower[0].tolist()
-    raise ValueError(f"adjacency must be strictly upper triangular; cell {cell} has edge {u} -> {v}")
+    raise ValueError(
+      f"adjacency must be strictly upper triangular; cell {cell} has edge {u} -> {v}"
+    )
   return adjacency.astype(bool), ops
 
 
@@ -488,7 +499,7 @@ def _unlabelled_representatives(matrices: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _node_permutations(v: int) -> np.ndarray:
-  """int [P, v], the permutations of the inner nodes 1..v-2 (input, output fixed); the identity first."""
+  """int [P, v]: the permutations of inner nodes 1..v-2 (input, output fixed), identity first."""
   return np.array([(0, *p, v - 1) for p in itertools.permutations(range(1, v - 1))]).reshape(-1, v)
 
 
@@ -511,7 +522,9 @@ def _enumerate_nodes(v: int) -> tuple[np.ndarray, np.ndarray]:
   number = labellings @ len(LABEL_OPS) ** np.arange(v - 3, -1, -1)  # rank in product order
   # The image of labelling l under automorphism p is l' with l'[p(i)] = l[i].
   inverse = np.argsort(_node_permutations(v)[automorphisms[:, 1]], axis=1)[:, 1:-1] - 1  # [A, v-2]
-  images = np.einsum("lak,k->al", labellings[:, inverse], len(LABEL_OPS) ** np.arange(v - 3, -1, -1))
+  images = np.einsum(
+    "lak,k->al", labellings[:, inverse], len(LABEL_OPS) ** np.arange(v - 3, -1, -1)
+  )
   smallest = np.tile(number, (len(reps), 1))
   np.minimum.at(smallest, automorphisms[:, 0], images)
   rep, lab = np.nonzero(smallest == number[None, :])
@@ -522,7 +535,7 @@ def _enumerate_nodes(v: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _encode_padded(matrices: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """int8 [M, v, v] matrices and hash labels [M, v] -> (adjacency int8 [M, 7, 7], ops int8 [M, 7, 5])."""
+  """Matrices [M, v, v] and hash labels [M, v] -> (adjacency int8 [M, 7, 7], ops int8 [M, 7, 5])."""
   count, v = labels.shape
   adjacency = np.zeros((count, NUM_NODES, NUM_NODES), np.int8)
   adjacency[:, :v, :v] = matrices
@@ -535,9 +548,11 @@ def _encode_padded(matrices: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
 
 
 def _build_space(max_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """The de-duplicated space: (adjacency int8 [C, 7, 7], ops int8 [C, 7, 5], raw digests uint8 [C, 16])."""
+  """The de-duplicated space: (adjacency int8 [C, 7, 7], ops int8 [C, 7, 5], digests [C, 16])."""
   parts = [_enumerate_nodes(v) for v in range(2, max_nodes + 1)]
-  digests = np.concatenate([graph_hash_lib.digest_batch(matrices, labels) for matrices, labels in parts])
+  digests = np.concatenate(
+    [graph_hash_lib.digest_batch(matrices, labels) for matrices, labels in parts]
+  )
   # First graph of each hash in the enumeration order (stable sort), ordered by
   # hash: byte order of the digests = order of the hex strings.
   halves = digests.view(">u8").astype(np.uint64)
@@ -575,7 +590,7 @@ def _checksum(*arrays: np.ndarray) -> str:
 
 
 def _save_cache(path: str, adjacency: np.ndarray, onehot: np.ndarray, digests: np.ndarray) -> None:
-  """Writes the space compactly (about 26 bytes a cell, uncompressed: fast to write and read), atomically.
+  """Writes the space compactly and atomically (26 bytes a cell, uncompressed: fast to read).
 
   Arrays: edges uint8 [C, 3] (the 21 upper-triangular bits, packed), codes
   int8 [C, 7] (op index into OPS, -1 for padding), digests uint8 [C, 16],
@@ -617,12 +632,16 @@ def _load_cache(path: str, max_nodes: int) -> tuple[np.ndarray, np.ndarray, np.n
   }
   for name, (shape, dtype) in expected.items():
     if data[name].shape != shape or data[name].dtype != dtype:
-      raise ValueError(f"{name} is {data[name].dtype} {data[name].shape}, expected {np.dtype(dtype)} {shape}")
+      raise ValueError(
+        f"{name} is {data[name].dtype} {data[name].shape}, expected {np.dtype(dtype)} {shape}"
+      )
   edges, codes, digests = data["edges"], data["codes"], data["digests"]
   if _checksum(edges, codes, digests) != str(data["checksum"]):
     raise ValueError("checksum mismatch (contents changed)")
   halves = digests.view(">u8")
-  increasing = (halves[1:, 0] > halves[:-1, 0]) | ((halves[1:, 0] == halves[:-1, 0]) & (halves[1:, 1] > halves[:-1, 1]))
+  increasing = (halves[1:, 0] > halves[:-1, 0]) | (
+    (halves[1:, 0] == halves[:-1, 0]) & (halves[1:, 1] > halves[:-1, 1])
+  )
   if not increasing.all():
     raise ValueError("hashes are not strictly increasing")
   if codes.min(initial=0) < -1 or codes.max(initial=0) >= NUM_OPS:
@@ -633,7 +652,9 @@ def _load_cache(path: str, max_nodes: int) -> tuple[np.ndarray, np.ndarray, np.n
   return adjacency, onehot, graph_hash_lib.digests_to_hex(digests)
 
 
-def enumerate_space(max_nodes: int = NUM_NODES, cache: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def enumerate_space(
+  max_nodes: int = NUM_NODES, cache: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Every NAS-Bench-101 cell with at most `max_nodes` nodes, ordered by hash.
 
   Enumerates all upper-triangular matrices on 2..max_nodes nodes with <= 9
@@ -670,10 +691,15 @@ def enumerate_space(max_nodes: int = NUM_NODES, cache: bool = True) -> tuple[np.
     try:
       return _load_cache(path, max_nodes)
     except (ValueError, KeyError, OSError) as e:
-      warnings.warn(f"{path}: invalid NAS-Bench-101 space cache ({e}); rebuilding it", RuntimeWarning)
+      warnings.warn(
+        f"{path}: invalid NAS-Bench-101 space cache ({e}); rebuilding it", RuntimeWarning
+      )
   adjacency, onehot, digests = _build_space(max_nodes)
   if len(digests) != CUMULATIVE_COUNTS[max_nodes]:
-    raise RuntimeError(f"enumerated {len(digests)} cells with <= {max_nodes} nodes, expected {CUMULATIVE_COUNTS[max_nodes]}")
+    raise RuntimeError(
+      f"enumerated {len(digests)} cells with <= {max_nodes} nodes, "
+      f"expected {CUMULATIVE_COUNTS[max_nodes]}"
+    )
   if path is not None:
     _save_cache(path, adjacency, onehot, digests)
   return adjacency, onehot, graph_hash_lib.digests_to_hex(digests)
