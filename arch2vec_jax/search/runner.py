@@ -1,0 +1,235 @@
+"""One harness for every search method: build a pure `run(key)`, run all seeds in one call, summarise.
+
+  run = make_search("bo", default_config("bo", "nb201"), env, Budget(100))
+  trace = run_seeds(run, jax.random.split(key, 500))   # one jitted call, [500, T] fields
+  summary = summarize(trace, at_queries=(25, 50, 100), optimum=...)
+
+`run_seeds` is `jit(vmap(run))`, compiled once per `run` (cached) and, when
+more than one device exists, with the seed axis sharded over `jax.devices()`
+(`NamedSharding` inputs, `shard_map` of the vmapped run, seeds padded to a
+multiple of the device count).
+`run_seeds_loop` runs the same seeds one by one (the Python-loop reference for
+tests and the speed comparison).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from arch2vec_jax.search import baselines, dngo, reinforce
+from arch2vec_jax.search import env as env_lib
+
+__all__ = [
+  "METHODS",
+  "default_config",
+  "make_search",
+  "batched_run",
+  "run_seeds",
+  "run_seeds_loop",
+  "value_at_queries",
+  "value_at_cost",
+  "summarize",
+  "match_embeddings",
+]
+
+METHODS = ("rl", "bo", "rs", "re")
+
+
+def default_config(method: str, space: str) -> Any:
+  """The paper's / benchmarks' defaults of a method for a space ('nb201' or 'nb101')."""
+  if space not in ("nb201", "nb101"):
+    raise ValueError(f"no search defaults for space {space!r}")
+  nb101 = space == "nb101"
+  if method == "rl":
+    return reinforce.ReinforceConfig(baseline=0.95 if nb101 else 0.4)
+  if method == "bo":
+    return dngo.BOConfig(top_k=5 if nb101 else 1, target=0.95 if nb101 else 1.0)
+  if method == "re":
+    return baselines.RE_DEFAULTS[space]
+  if method == "rs":
+    return None
+  raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_lib.Budget,
+                neighbours: np.ndarray | None = None) -> Callable[[jax.Array], env_lib.Trace]:
+  """A pure `run(key) -> Trace` (length `budget.max_queries`) for one method.
+
+  Args:
+    method: 'rl' (arch2vec-RL), 'bo' (arch2vec-BO), 'rs' (random search) or
+      're' (regularized evolution).
+    config: the method's config (`default_config`); ignored by 'rs'.
+    env: the environment.
+    budget: queries and optional time.
+    neighbours: int [N, K] mutation table ('re' only; `baselines.neighbour_table`).
+
+  Returns:
+    `run(key)`.
+  """
+  if method == "rl":
+    return reinforce.make_reinforce(config, env, budget)
+  if method == "bo":
+    return dngo.make_bo(config, env, budget)
+  if method == "rs":
+    return baselines.make_random_search(env, budget)
+  if method == "re":
+    if neighbours is None:
+      raise ValueError("regularized evolution needs the mutation `neighbours` table")
+    return baselines.make_regularized_evolution(config, env, budget, neighbours)
+  raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+_BATCHED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
+
+
+def batched_run(run: Callable[[jax.Array], Any], mesh: Mesh | None = None) -> Callable[[jax.Array], Any]:
+  """`jit(vmap(run))`, built once per (`run`, mesh) so that repeated calls do not retrace.
+
+  With a mesh (axis 'seeds'), the vmapped run is `shard_map`ped over it: each
+  device runs its own slice of the seeds.
+  """
+  cache = _BATCHED.setdefault(run, {})
+  key = None if mesh is None else (tuple(d.id for d in mesh.devices.flat), mesh.axis_names)
+  if key not in cache:
+    fn = jax.vmap(run)
+    if mesh is not None:
+      fn = jax.shard_map(fn, mesh=mesh, in_specs=PartitionSpec("seeds"), out_specs=PartitionSpec("seeds"),
+                         check_vma=False)
+    cache[key] = jax.jit(fn)
+  return cache[key]
+
+
+def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequence[jax.Device] | None = None) -> Any:
+  """All seeds in one compiled call: `jit(vmap(run))(keys)`.
+
+  Args:
+    run: a pure `run(key)` (e.g. from `make_search`).
+    keys: [S] PRNG keys (typed or raw uint32 [S, 2]).
+    devices: devices to shard the seed axis over (default `jax.devices()`);
+      with one device nothing is sharded. With several, the keys are placed
+      with `NamedSharding` over a 'seeds' mesh axis (padded to a multiple of
+      the device count with copies of the last key, whose results are dropped).
+
+  Returns:
+    The stacked outputs (e.g. a `Trace` with [S, T] fields), as device arrays.
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  if len(devices) <= 1:
+    return batched_run(run)(keys)
+  num = keys.shape[0]
+  pad = -num % len(devices)
+  if pad:
+    keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
+  mesh = Mesh(np.asarray(devices), ("seeds",))
+  keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("seeds")))
+  out = batched_run(run, mesh)(keys)
+  return jax.tree.map(lambda a: a[:num], out)
+
+
+def run_seeds_loop(run: Callable[[jax.Array], Any], keys: jax.Array) -> Any:
+  """The same seeds one at a time (`jit(run)` in a Python loop), stacked like `run_seeds`."""
+  fn = jax.jit(run)
+  outs = [jax.block_until_ready(fn(k)) for k in keys]
+  return jax.tree.map(lambda *a: jnp.stack(a), *outs)
+
+
+def value_at_queries(trace: env_lib.Trace, queries: int, field: str = "best_test") -> np.ndarray:
+  """Per seed, `field` after the first `queries` queries (or after the last one made): [S]."""
+  made = np.asarray(trace.num_queries)  # [S, T], non-decreasing
+  vals = np.asarray(getattr(trace, field))
+  idx = np.argmax(made >= queries, axis=1)
+  idx = np.where(made[:, -1] >= queries, idx, made.shape[1] - 1)
+  return vals[np.arange(len(vals)), idx]
+
+
+def value_at_cost(trace: env_lib.Trace, max_cost: float, field: str = "best_test") -> np.ndarray:
+  """Per seed, `field` after the last query whose cumulative cost is <= `max_cost`: [S].
+
+  NaN for a seed whose first query already costs more than `max_cost`.
+  """
+  mask = np.asarray(trace.mask)
+  done = mask & (np.asarray(trace.cost) <= max_cost)
+  vals = np.asarray(getattr(trace, field), np.float64)
+  last = np.where(done.any(axis=1), done.shape[1] - 1 - np.argmax(done[:, ::-1], axis=1), -1)
+  return np.where(last >= 0, vals[np.arange(len(vals)), np.maximum(last, 0)], np.nan)
+
+
+def _stats(x: np.ndarray, scale: float) -> dict[str, float]:
+  x = np.asarray(x, np.float64) * scale
+  ok = np.isfinite(x)
+  return {"mean": float(np.mean(x[ok])) if ok.any() else math.nan,
+          "std": float(np.std(x[ok])) if ok.any() else math.nan,
+          "n": int(ok.sum())}
+
+
+def summarize(trace: env_lib.Trace, at_queries: Sequence[int] = (), at_cost: Sequence[float] = (),
+              field: str = "best_test", optimum: float | None = None, scale: float = 100.0) -> dict[str, Any]:
+  """Mean and std over seeds of `field` at several budgets (and its regret to `optimum`).
+
+  Args:
+    trace: [S, T] fields.
+    at_queries: query budgets to report.
+    at_cost: time budgets (seconds) to report (`value_at_cost`).
+    field: 'best_test' (the test accuracy of the best-validation cell) or
+      'best_valid'.
+    optimum: the table's best value of `field`'s kind, for the regret.
+    scale: 100 reports percent.
+
+  Returns:
+    {'field', 'seeds', 'queries': {q: {mean, std, n[, regret_mean, regret_std]}},
+     'cost': {t: ...}, 'final': ..., 'queries_made': {mean, min, max}, 'cost_spent': ...}.
+  """
+  out: dict[str, Any] = {"field": field, "seeds": int(np.asarray(trace.mask).shape[0])}
+
+  def entry(v):
+    e = _stats(v, scale)
+    if optimum is not None:
+      r = _stats(optimum - np.asarray(v, np.float64), scale)
+      e.update(regret_mean=r["mean"], regret_std=r["std"])
+    return e
+
+  out["queries"] = {str(int(q)): entry(value_at_queries(trace, int(q), field)) for q in at_queries}
+  out["cost"] = {f"{float(t):g}": entry(value_at_cost(trace, float(t), field)) for t in at_cost}
+  out["final"] = entry(np.asarray(getattr(trace, field))[:, -1])
+  made = np.asarray(trace.num_queries)[:, -1]
+  out["queries_made"] = {"mean": float(made.mean()), "min": int(made.min()), "max": int(made.max())}
+  spent = np.asarray(trace.cost)[:, -1]
+  out["cost_spent"] = {"mean": float(spent.mean()), "min": float(spent.min()), "max": float(spent.max())}
+  return out
+
+
+def match_embeddings(table_ids: np.ndarray, emb_ids: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+  """The embedding rows of the table's cells, in table order, matched by cell identifier.
+
+  Args:
+    table_ids: str [N], the benchmark table's identifiers (NB201 arch strings,
+      NB101 hashes).
+    emb_ids: str [M], the identifiers in `embeddings.npz` (M >= N, any order).
+    embeddings: [M, D].
+
+  Returns:
+    float32 [N, D].
+
+  Raises:
+    ValueError: if identifiers repeat in `emb_ids` or some table cell has no embedding.
+  """
+  emb_ids = np.asarray(emb_ids).astype(str)
+  table_ids = np.asarray(table_ids).astype(str)
+  if len(emb_ids) != len(embeddings):
+    raise ValueError(f"{len(emb_ids)} ids for {len(embeddings)} embeddings")
+  lookup = {h: i for i, h in enumerate(emb_ids)}
+  if len(lookup) != len(emb_ids):
+    raise ValueError("the embeddings file repeats cell identifiers")
+  rows = np.array([lookup.get(h, -1) for h in table_ids], np.int64)
+  missing = np.flatnonzero(rows < 0)
+  if len(missing):
+    raise ValueError(f"{len(missing)} of {len(table_ids)} table cells have no embedding (first: {table_ids[missing[0]]!r}); "
+                     f"the embeddings ({len(emb_ids)} cells, e.g. {emb_ids[0]!r}) are of another space or table")
+  return np.asarray(embeddings, np.float32)[rows]
