@@ -66,6 +66,7 @@ def _chain(*ops):
 # ----------------------------------------------------------------------------- the whole space
 
 
+@pytest.mark.slow
 def test_space_counts_order_and_shapes(space):
   adjacency, ops, hashes = space
   assert adjacency.shape == (423_624, 7, 7) and adjacency.dtype == np.int8
@@ -78,12 +79,22 @@ def test_space_counts_order_and_shapes(space):
 
 
 @pytest.mark.parametrize("max_nodes", [2, 3, 4, 5])
-def test_small_spaces_from_scratch(space, max_nodes):
+def test_small_spaces_from_scratch(max_nodes):
   adjacency, ops, hashes = nb101.enumerate_space(max_nodes, cache=False)
-  assert len(hashes) == COUNTS[max_nodes]
-  assert np.all(np.isin(hashes, space[2]))
+  assert len(hashes) == COUNTS[max_nodes] and np.all(hashes[1:] > hashes[:-1])
+  assert adjacency.shape == (COUNTS[max_nodes], 7, 7) and ops.shape == (COUNTS[max_nodes], 7, 5)
+  assert np.array_equal(nb101.hash_batch(adjacency, ops), hashes)
 
 
+@pytest.mark.slow
+def test_small_spaces_are_prefixes_by_size(space):
+  real_nodes = space[1].any(axis=2).sum(axis=1)
+  for max_nodes in (2, 3, 4, 5):
+    hashes = nb101.enumerate_space(max_nodes, cache=False)[2]
+    assert np.array_equal(hashes, space[2][real_nodes <= max_nodes])
+
+
+@pytest.mark.slow
 def test_space_cells_are_valid_and_hash_to_their_hash(space):
   adjacency, ops, hashes = space
   assert nb101.is_valid_batch(adjacency, ops).all()
@@ -107,6 +118,7 @@ def test_space_cells_are_valid_and_hash_to_their_hash(space):
 # ----------------------------------------------------------------------------- real benchmark cells
 
 
+@pytest.mark.slow
 def test_subset_hashes_vectorised(subset, space):
   adjacency, ops, _, _, hashes = subset
   assert len(hashes) == 30_001
@@ -233,7 +245,7 @@ def test_batch_functions_reject_bad_input():
 # ----------------------------------------------------------------------------- encoding
 
 
-def test_encode_decode_roundtrip(space):
+def test_encode_decode_roundtrip():
   matrix, names = _chain(POOL, CONV1)  # 4 nodes
   adjacency, ops = nb101.encode(matrix, names)
   assert (
@@ -245,6 +257,21 @@ def test_encode_decode_roundtrip(space):
   back_matrix, back_names = nb101.decode(adjacency, ops)
   np.testing.assert_array_equal(back_matrix, matrix)
   assert back_names == names
+  # 2 and 7 nodes, and the batch encoder against the single one.
+  cells = [(matrix, names), _chain(CONV3, CONV1, POOL, CONV3, CONV1), _chain()]
+  adjacency, ops = nb101.encode_batch(cells)
+  assert adjacency.shape == (3, 7, 7) and ops.shape == (3, 7, 5)
+  for (m, n), a, o in zip(cells, adjacency, ops):
+    single = nb101.encode(m, n)
+    np.testing.assert_array_equal(single[0], a)
+    np.testing.assert_array_equal(single[1], o)
+    back_matrix, back_names = nb101.decode(a, o)
+    np.testing.assert_array_equal(back_matrix, m)
+    assert back_names == n
+
+
+@pytest.mark.slow
+def test_encode_decode_roundtrip_space(space):
   # Every cell of a sample of the space, and the batch encoder.
   cells = [nb101.decode(a, o) for a, o in zip(space[0][::997], space[1][::997])]
   adjacency, ops = nb101.encode_batch(cells)
