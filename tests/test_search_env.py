@@ -53,12 +53,13 @@ def test_nearest_unvisited_skip_nearest(env):
 
 def test_random_unvisited_and_distinct(env):
   keys = jax.random.split(jax.random.PRNGKey(0), 200)
-  cells = np.asarray(jax.vmap(lambda k: env_lib.random_unvisited(k, _visited(0, 2, 4)))(keys))
+  draw = jax.jit(jax.vmap(env_lib.random_unvisited, in_axes=(0, None)))
+  cells = np.asarray(draw(keys, _visited(0, 2, 4)))
   assert set(cells.tolist()) == {1, 3}  # only unvisited cells, both drawn
   # All but one visited: the 8 rejection tries usually fail, the exact fallback runs.
-  cells = np.asarray(jax.vmap(lambda k: env_lib.random_unvisited(k, _visited(0, 1, 2, 3)))(keys))
+  cells = np.asarray(draw(keys, _visited(0, 1, 2, 3)))
   assert set(cells.tolist()) == {4}
-  d = np.asarray(env_lib.random_distinct(jax.random.PRNGKey(1), _visited(2), 4))
+  d = np.asarray(jax.jit(env_lib.random_distinct, static_argnums=2)(jax.random.PRNGKey(1), _visited(2), 4))
   assert sorted(d.tolist()) == [0, 1, 3, 4]
 
 
