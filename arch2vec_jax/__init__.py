@@ -11,13 +11,45 @@ Public API (import what you need from here or from the submodules):
   search       compiled REINFORCE, DNGO/BLR Bayesian optimisation, baselines
 """
 
-from arch2vec_jax import checkpoint, embed, fileio, metrics, model, train
-from arch2vec_jax.benchmarks.table import BenchmarkTable
-from arch2vec_jax.embed import encode, load_embeddings, save_embeddings
-from arch2vec_jax.model import Arch2Vec, ModelConfig, cells_to_graphs, vae_loss
-from arch2vec_jax.spaces import darts, nb101, nb201
-from arch2vec_jax.spaces.base import SearchSpace
-from arch2vec_jax.train import TrainConfig, TrainState, pretrain
+import importlib
+from typing import Any
+
+# Names resolved on first use (PEP 562), so that `import arch2vec_jax.spaces.nb101`
+# (e.g. in the hashing worker processes) does not import JAX and Flax.
+_SUBMODULES = ("checkpoint", "embed", "fileio", "metrics", "model", "train", "search")
+_SPACES = ("darts", "nb101", "nb201")
+_ATTRIBUTES = {
+  "BenchmarkTable": "arch2vec_jax.benchmarks.table",
+  "encode": "arch2vec_jax.embed",
+  "load_embeddings": "arch2vec_jax.embed",
+  "save_embeddings": "arch2vec_jax.embed",
+  "Arch2Vec": "arch2vec_jax.model",
+  "ModelConfig": "arch2vec_jax.model",
+  "cells_to_graphs": "arch2vec_jax.model",
+  "vae_loss": "arch2vec_jax.model",
+  "SearchSpace": "arch2vec_jax.spaces.base",
+  "TrainConfig": "arch2vec_jax.train",
+  "TrainState": "arch2vec_jax.train",
+  "pretrain": "arch2vec_jax.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+  if name in _SUBMODULES:
+    value = importlib.import_module(f"arch2vec_jax.{name}")
+  elif name in _SPACES:
+    value = importlib.import_module(f"arch2vec_jax.spaces.{name}")
+  elif name in _ATTRIBUTES:
+    value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+  else:
+    raise AttributeError(f"module 'arch2vec_jax' has no attribute {name!r}")
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
   "Arch2Vec",
@@ -39,6 +71,7 @@ __all__ = [
   "nb201",
   "pretrain",
   "save_embeddings",
+  "search",
   "train",
   "vae_loss",
 ]

@@ -9,7 +9,9 @@ Measures, each once and in this process:
   nb101_cache_load   the same call again, which loads that cache file;
   nb201_arch_strings `nb201.arch_strings()` with its in-memory caches cleared;
   darts_sampling     `darts.sample_space(--darts_cells)` (no cache).
-Wall and CPU seconds of each are printed as a table and written (atomically)
+Hashing runs in `graph_hash.default_workers()` processes ($ARCH2VEC_WORKERS,
+default the usable CPUs); the CPU seconds are this process's only, without
+those workers. Wall and CPU seconds of each are printed as a table and written (atomically)
 with the command line, the machine and the load average at start and end:
 timings on a shared machine depend on its load. A calibration probe (a fixed
 NumPy sort, timed 40 times before and after) gives the machine's slowdown
@@ -26,6 +28,7 @@ import numpy as np
 from absl import app, flags
 
 from arch2vec_jax import fileio
+from arch2vec_jax.spaces import graph_hash
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "results/benchmarks/spaces.json", "Where to write the JSON results.")
@@ -135,6 +138,7 @@ def main(argv):
     "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     "machine": _machine(),
+    "hash_workers": graph_hash.default_workers(),
     "load_average_start": list(os.getloadavg()),
     "calibration_start": _calibration(),
     "results": [],
@@ -151,7 +155,7 @@ def main(argv):
     print(f"{row['name']:<22}{row['count']:>10}{row['wall_s']:>10.2f}{row['cpu_s']:>10.2f}")
   print(
     f"load average at start {report['load_average_start']}, at end {report['load_average_end']}"
-    f" ({report['machine']['cpu_count']} CPUs)"
+    f" ({report['machine']['cpu_count']} CPUs, {report['hash_workers']} hashing processes)"
   )
   print(
     f"calibration slowdown (mean / best of a fixed NumPy sort): start "

@@ -182,3 +182,17 @@ def test_rank_digests_ties():
   assert [bytes(row).decode() for row in table] == [bytes(r).hex() for r in raw[[2, 1, 0, 5]]]
   table, rank = graph_hash._rank_digests(raw[[0, 2, 3]])  # ties of identical digests only
   assert rank.tolist() == [1, 0, 1] and len(table) == 2
+
+
+def test_hash_batch_in_worker_processes_equals_one_process(monkeypatch):
+  rng = np.random.default_rng(8)
+  sizes = rng.integers(1, 7, 9000)
+  adjacency = _random_dags(rng, 9000, 6)
+  labels = rng.integers(-2, 3, (9000, 6))
+  serial = graph_hash.digest_batch(adjacency, labels, sizes)
+  assert np.array_equal(graph_hash.digest_batch(adjacency, labels, sizes, workers=2), serial)
+  monkeypatch.setenv("ARCH2VEC_WORKERS", "3")
+  assert graph_hash.default_workers() == 3
+  monkeypatch.setenv("ARCH2VEC_WORKERS", "0")
+  with pytest.raises(ValueError, match="ARCH2VEC_WORKERS.*'0'"):
+    graph_hash.default_workers()

@@ -34,7 +34,7 @@ def space(tmp_path_factory):
     assert os.path.exists(path)
     # The second call must load the cache, not enumerate again.
     with pytest.MonkeyPatch.context() as no_build:
-      no_build.setattr(nb101, "_build_space", lambda max_nodes: pytest.fail("cache not used"))
+      no_build.setattr(nb101, "_build_space", lambda *args: pytest.fail("cache not used"))
       start = time.perf_counter()
       loaded = nb101.enumerate_space()
       print(f"NB101 cache load: {time.perf_counter() - start:.1f} s")

@@ -343,17 +343,18 @@ def sample_genotypes(key_or_seed: Any, num: int) -> tuple[np.ndarray, np.ndarray
   return op_idx, inputs
 
 
-def hash_batch(adjacency: np.ndarray, ops: np.ndarray) -> np.ndarray:
+def hash_batch(adjacency: np.ndarray, ops: np.ndarray, workers: int = 1) -> np.ndarray:
   """Cell identity: the NAS-Bench-101 graph hash of (adjacency, argmax ops), as in the release.
 
   Args:
     adjacency: 0/1 [N, 11, 11]; ops: one-hot [N, 11, 11].
+    workers: processes for large batches (`graph_hash.hash_batch`).
 
   Returns:
     str array [N] ('<U32').
   """
   adjacency, ops = _check_shapes(adjacency, ops)
-  return graph_hash.hash_batch(adjacency, ops.argmax(axis=-1))
+  return graph_hash.hash_batch(adjacency, ops.argmax(axis=-1), workers=workers)
 
 
 def is_valid_batch(adjacency: np.ndarray, ops: np.ndarray, strict: bool = False) -> np.ndarray:
@@ -420,6 +421,7 @@ def _sample(num_cells: int, seed: int, max_madds: float) -> dict[str, Any]:
   if num_cells < 0:
     raise ValueError(f"num_cells must be >= 0, got {num_cells}")
   rng = np.random.default_rng(seed)
+  workers = graph_hash.default_workers()
   seen: set[str] = set()
   adj_parts, ops_parts, id_parts = [], [], []
   kept = sampled = over_budget = duplicates = 0
@@ -437,7 +439,7 @@ def _sample(num_cells: int, seed: int, max_madds: float) -> dict[str, Any]:
       size = min(len(op_idx) - pos, max(_MIN_HASH_BATCH, need + need // 16 + 64))
       adj, ops = genotypes_to_cells(op_idx[pos : pos + size], inputs[pos : pos + size])
       pos += size
-      ids = hash_batch(adj, ops)
+      ids = hash_batch(adj, ops, workers)
       # First occurrences in sampling order, minus those seen in earlier batches.
       _, first = np.unique(ids, return_index=True)
       first.sort()

@@ -30,12 +30,16 @@ digests) computes the same strings for many padded graphs with NumPy:
 
 from __future__ import annotations
 
+import atexit
+import concurrent.futures
 import hashlib
+import multiprocessing
+import os
 from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["hash_graph", "hash_batch", "digest_batch", "digests_to_hex"]
+__all__ = ["hash_graph", "hash_batch", "digest_batch", "digests_to_hex", "default_workers"]
 
 _SEP = ord("|")
 
@@ -520,11 +524,45 @@ def _hash_group(
   return result
 
 
+_POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+_MIN_PARALLEL = 8192  # graphs below which a batch is hashed in this process
+
+
+def default_workers() -> int:
+  """Processes for large hash batches (NB101 enumeration, DARTS sampling).
+
+  $ARCH2VEC_WORKERS if set, else the CPUs this process may use.
+  """
+  value = os.environ.get("ARCH2VEC_WORKERS")
+  if value is not None:
+    if not value.isdigit() or int(value) < 1:
+      raise ValueError(f"ARCH2VEC_WORKERS must be a positive integer, got {value!r}")
+    return int(value)
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+  """A process pool kept for the session (spawned: JAX's threads are never forked)."""
+  if workers not in _POOLS:
+    if not _POOLS:
+      atexit.register(_shutdown_pools)
+    _POOLS[workers] = concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")
+    )
+  return _POOLS[workers]
+
+
+def _shutdown_pools() -> None:
+  while _POOLS:
+    _POOLS.popitem()[1].shutdown()
+
+
 def digest_batch(
   adjacency: np.ndarray,
   labels: np.ndarray,
   num_nodes: np.ndarray | None = None,
   label_repr: Callable[[int], str] | None = None,
+  workers: int = 1,
 ) -> np.ndarray:
   """The raw 16-byte MD5 digests behind `hash_batch` (byte order = hex order).
 
@@ -551,6 +589,11 @@ def digest_batch(
     raise ValueError(
       f"num_nodes must lie in [0, {n}], got range [{num_nodes.min()}, {num_nodes.max()}]"
     )
+  if workers > 1 and n_graphs >= _MIN_PARALLEL:
+    # A graph's digest does not depend on its batch: hash `workers` slices at once.
+    parts = np.array_split(np.arange(n_graphs), workers)
+    jobs = [(adjacency[p], labels[p], num_nodes[p], label_repr) for p in parts]
+    return np.concatenate(list(_pool(workers).map(digest_batch, *zip(*jobs))))
   result = np.empty((n_graphs, 16), np.uint8)
   for v in np.unique(num_nodes).tolist():
     idx = np.flatnonzero(num_nodes == v)
@@ -565,6 +608,7 @@ def hash_batch(
   labels: np.ndarray,
   num_nodes: np.ndarray | None = None,
   label_repr: Callable[[int], str] | None = None,
+  workers: int = 1,
 ) -> np.ndarray:
   """The NAS-Bench-101 hash of every graph of a padded batch (vectorised).
 
@@ -579,7 +623,10 @@ def hash_batch(
       padding); default n for all.
     label_repr: optional map from an int label to the text that stands in
       the initial string "(out, in, <text>)"; default repr(int(label)). Lets
-      non-integer labels (e.g. one-hot lists) be hashed through int codes.
+      non-integer labels (e.g. one-hot lists) be hashed through int codes;
+      picklable when workers > 1.
+    workers: processes to spread a batch of >= 8,192 graphs over (spawned
+      once and kept; the result does not depend on it).
 
   Returns:
     numpy str array [N] ('<U32') of hex hashes.
@@ -587,7 +634,7 @@ def hash_batch(
   Raises:
     ValueError: on inconsistent shapes or node counts outside [0, n].
   """
-  return digests_to_hex(digest_batch(adjacency, labels, num_nodes, label_repr))
+  return digests_to_hex(digest_batch(adjacency, labels, num_nodes, label_repr, workers))
 
 
 def digests_to_hex(digests: np.ndarray) -> np.ndarray:

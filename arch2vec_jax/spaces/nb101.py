@@ -547,11 +547,11 @@ def _encode_padded(matrices: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
   return adjacency, onehot
 
 
-def _build_space(max_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _build_space(max_nodes: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """The de-duplicated space: (adjacency int8 [C, 7, 7], ops int8 [C, 7, 5], digests [C, 16])."""
   parts = [_enumerate_nodes(v) for v in range(2, max_nodes + 1)]
   digests = np.concatenate(
-    [graph_hash_lib.digest_batch(matrices, labels) for matrices, labels in parts]
+    [graph_hash_lib.digest_batch(matrices, labels, workers=workers) for matrices, labels in parts]
   )
   # First graph of each hash in the enumeration order (stable sort), ordered by
   # hash: byte order of the digests = order of the hex strings.
@@ -653,7 +653,7 @@ def _load_cache(path: str, max_nodes: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def enumerate_space(
-  max_nodes: int = NUM_NODES, cache: bool = True
+  max_nodes: int = NUM_NODES, cache: bool = True, workers: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Every NAS-Bench-101 cell with at most `max_nodes` nodes, ordered by hash.
 
@@ -664,7 +664,8 @@ def enumerate_space(
   labelling (skipping those an automorphism maps to an earlier one: they are
   isomorphic to it) and de-duplicates by the official hash
   (`graph_hash.digest_batch`), keeping the first representative in that
-  deterministic order. Vectorised NumPy; about 423,624 graphs are hashed.
+  deterministic order. Vectorised NumPy, the hashing spread over `workers`
+  processes; 423,624 graphs are hashed.
 
   With `cache`, the result is read from / written to `cache_path(max_nodes)`
   (atomic write: a temporary file renamed into place, so an interrupted run
@@ -676,6 +677,8 @@ def enumerate_space(
   Args:
     max_nodes: 2..7.
     cache: use the cache file.
+    workers: processes that hash the graphs (default `graph_hash.default_workers()`:
+      $ARCH2VEC_WORKERS or the usable CPUs); the result does not depend on it.
 
   Returns:
     (adjacency int8 [C, 7, 7], ops int8 [C, 7, 5], hashes '<U32' [C]) with
@@ -694,7 +697,7 @@ def enumerate_space(
       warnings.warn(
         f"{path}: invalid NAS-Bench-101 space cache ({e}); rebuilding it", RuntimeWarning
       )
-  adjacency, onehot, digests = _build_space(max_nodes)
+  adjacency, onehot, digests = _build_space(max_nodes, graph_hash_lib.default_workers() if workers is None else workers)
   if len(digests) != CUMULATIVE_COUNTS[max_nodes]:
     raise RuntimeError(
       f"enumerated {len(digests)} cells with <= {max_nodes} nodes, "

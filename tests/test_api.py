@@ -1,0 +1,24 @@
+"""The public API: every name in `arch2vec_jax.__all__` resolves, and the spaces import without JAX."""
+
+import subprocess
+import sys
+
+import pytest
+
+import arch2vec_jax
+
+
+def test_every_public_name_resolves():
+  for name in arch2vec_jax.__all__:
+    assert getattr(arch2vec_jax, name) is not None, name
+  from arch2vec_jax import TrainConfig, encode, nb101, pretrain  # noqa: F401
+
+  assert arch2vec_jax.nb101 is nb101 and set(arch2vec_jax.__all__) <= set(dir(arch2vec_jax))
+  with pytest.raises(AttributeError, match="no attribute 'nb102'"):
+    arch2vec_jax.nb102  # noqa: B018
+
+
+def test_spaces_import_without_jax():
+  code = "import sys, arch2vec_jax.spaces.nb101, arch2vec_jax.spaces.darts; print('jax' in sys.modules)"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False"
