@@ -1,0 +1,221 @@
+"""Every analysis of one space, end to end: numbers to `analysis.json`, pictures to PNGs.
+
+  result = run_analysis(AnalysisConfig(space="nb201", workdir="workdir/nb201",
+                                       benchmark="../shared/data/nb201_accuracies.csv",
+                                       datasets=("cifar10",), out="results/analysis/nb201"))
+
+Per dataset: the predictive experiment (arch2vec / supervised / one-hot x BLR / GP x
+training sizes x splits), smoothness (latent distance per edit distance, nearest-neighbour
+accuracy gaps), the PCA picture; once per space: the pre-training curves (metrics.json of
+the workdir) and, where `results/search/<space>/<dataset>/traces/` exist, regret curves and
+final-regret CDFs. `analysis.json` is rewritten after every dataset, so a stopped run keeps
+what it finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from arch2vec_jax import embed as embed_lib
+from arch2vec_jax import fileio
+from arch2vec_jax.analysis import plots, predictive, regret, smoothness, supervised
+from arch2vec_jax.benchmarks import csv_data
+
+__all__ = ["AnalysisConfig", "load_data", "run_analysis"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+  """What to analyse and how much.
+
+  Attributes:
+    space: 'nb201' or 'nb101'.
+    workdir: pre-training workdir (embeddings.npz, metrics.json).
+    benchmark: the shared CSV of the space.
+    datasets: NB201 datasets (NB101: 'cifar10').
+    out: output folder.
+    train_sizes: training-set sizes of the predictive experiment.
+    num_splits: random splits per size.
+    models: regression models ('blr', 'gp').
+    encodings: 'arch2vec', 'supervised', 'onehot'.
+    supervised_sizes: sizes at which the supervised embedding is trained (others skip it).
+    gp_hyper_subset, gp_steps, gp_cholesky_max: see `gp.gp_fit`.
+    smooth_cells: cells (random subset) whose pairs enter the smoothness curves.
+    search_results: folder with `<space>/<dataset>/traces/*.npz`.
+    seed: seed of splits, subsets and training.
+    supervised: `supervised.SupervisedConfig`.
+  """
+
+  space: str = "nb201"
+  workdir: str = "workdir/nb201"
+  benchmark: str = "../shared/data/nb201_accuracies.csv"
+  datasets: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
+  out: str = "results/analysis/nb201"
+  train_sizes: tuple[int, ...] = (100, 1000, 10000)
+  num_splits: int = 3
+  models: tuple[str, ...] = ("blr", "gp")
+  encodings: tuple[str, ...] = ("arch2vec", "supervised", "onehot")
+  supervised_sizes: tuple[int, ...] = (100, 1000, 10000)
+  gp_hyper_subset: int = 500
+  gp_steps: int = 80
+  gp_cholesky_max: int = 2000
+  smooth_cells: int = 5000
+  search_results: str = "results/search"
+  seed: int = 0
+  supervised: supervised.SupervisedConfig = supervised.SupervisedConfig()
+
+
+def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
+  """The benchmark table of a dataset, accuracies in percent, and the matched arch2vec embeddings."""
+  from arch2vec_jax.search.runner import match_embeddings  # pylint: disable=import-outside-toplevel
+
+  if config.space == "nb201":
+    table = csv_data.read_nb201_csv(config.benchmark, dataset)
+  elif config.space == "nb101":
+    table = csv_data.read_nb101_csv(config.benchmark, verify_hash=False)
+  else:
+    raise ValueError(f"no analysis for space {config.space!r}")
+  emb = embed_lib.load_embeddings(os.path.join(config.workdir, "embeddings.npz"))
+  arch2vec = match_embeddings(table.ids, emb["ids"], emb["embeddings"])
+  keep = np.isfinite(table.valid_acc)
+  return {"table": table, "y": 100.0 * table.valid_acc[keep], "arch2vec": arch2vec[keep],
+          "adjacency": np.asarray(table.adjacency[keep], np.int8), "ops": np.asarray(table.ops[keep], np.int8),
+          "ids": table.ids[keep], "reward": table.meta.get("reward")}
+
+
+def _codes(config: AnalysisConfig, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+  if config.space == "nb201":
+    return smoothness.nb201_codes(data["ids"]), None
+  return smoothness.nb101_codes(data["adjacency"], data["ops"])
+
+
+def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], None]) -> dict[str, Any]:
+  t0 = time.perf_counter()
+  data = load_data(config, dataset)
+  y, n = data["y"], len(data["y"])
+  log(f"[{dataset}] {n:,} cells, target {data['reward']} (mean {y.mean():.2f}%, max {y.max():.2f}%)")
+  fixed = {"arch2vec": data["arch2vec"], "onehot": predictive.onehot_features(data["adjacency"], data["ops"])}
+  gp_kwargs = {"hyper_subset": config.gp_hyper_subset, "steps": config.gp_steps, "cholesky_max": config.gp_cholesky_max}
+  key = jax.random.PRNGKey(config.seed)
+  records, sup_emb, sup_info = [], None, {}
+  for size in config.train_sizes:
+    if size >= n:
+      log(f"[{dataset}] skip train size {size} >= {n} cells")
+      continue
+    perms = predictive.make_splits(n, size, config.num_splits, config.seed)
+    feats = {e: fixed[e] for e in config.encodings if e in fixed}
+    per_split_sup = None
+    if "supervised" in config.encodings and size in config.supervised_sizes:
+      t1 = time.perf_counter()
+      res = supervised.train_supervised(data["adjacency"], data["ops"], y, perms[:, :size],
+                                        jax.random.fold_in(key, size), config.supervised)
+      per_split_sup = res["embeddings"]
+      sup_emb = per_split_sup[0]  # the largest size's first split is kept for smoothness and pictures
+      sup_info[size] = {"steps": res["steps"], "final_loss_mean": float(res["losses"][:, -50:].mean()),
+                        "train_s": time.perf_counter() - t1}
+      log(f"[{dataset}] supervised encoders, {size} cells x {config.num_splits} splits: {res['steps']} steps, "
+          f"final loss {sup_info[size]['final_loss_mean']:.3f} ({sup_info[size]['train_s']:.0f}s)")
+    for s in range(config.num_splits):
+      split_feats = dict(feats)
+      if per_split_sup is not None:
+        split_feats["supervised"] = per_split_sup[s]
+      for enc in [e for e in config.encodings if e in split_feats]:
+        res = predictive.evaluate_split(split_feats[enc], y, perms[s], size, jax.random.fold_in(key, 1000 + s),
+                                        config.models, gp_kwargs)
+        for model, m in res.items():
+          records.append({"dataset": dataset, "encoding": enc, "model": model, "train_size": size, "split": s, **m})
+          log(f"[{dataset}] n={size:>5} split {s} {enc:>10} {model}: RMSE {m['rmse']:.3f} Pearson {m['pearson']:.3f} "
+              f"Spearman {m['spearman']:.3f} Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)")
+  # Smoothness and pictures.
+  codes, group = _codes(config, data)
+  embs = {"arch2vec": data["arch2vec"]}
+  if sup_emb is not None:
+    embs["supervised"] = sup_emb
+  smooth = {name: smoothness.distance_by_edit(e, codes, y, group, max_cells=config.smooth_cells, seed=config.seed)
+            for name, e in embs.items()}
+  nn_gap = {name: smoothness.nearest_neighbour_gap(e, y, seed=config.seed) for name, e in {**embs, "onehot": fixed["onehot"]}.items()}
+  for name, c in smooth.items():
+    log(f"[{dataset}] smoothness {name}: mean L2 by edit distance "
+        + ", ".join(f"{e}:{m:.3f}" for e, m in zip(c["edit"], c["mean"]))
+        + f" (monotone: {smoothness.monotone_increasing(c['mean'])}); NN |acc gap| {nn_gap[name]['nn_gap_mean']:.3f} "
+        f"vs random {nn_gap[name]['random_gap_mean']:.3f}")
+  out = config.out
+  plots.plot_distance_vs_edit(os.path.join(out, f"smoothness_{dataset}.png"), smooth,
+                              f"{config.space} {dataset}: latent distance vs edit distance ({smooth['arch2vec']['num_cells']} cells, all pairs)")
+  for name, e in embs.items():
+    plots.plot_projection(os.path.join(out, f"pca_{name}_{dataset}.png"), e, y,
+                          f"{config.space} {dataset}: PCA of {name} embeddings")
+  rows = predictive.summarize(records)
+  for metric in ("rmse", "pearson", "kendall"):
+    plots.plot_predictive(os.path.join(out, f"predictive_{metric}_{dataset}.png"), rows, metric,
+                          f"{config.space} {dataset}: held-out {metric}")
+  return {"num_cells": n, "target": data["reward"], "records": records, "summary": rows, "supervised": sup_info,
+          "smoothness": {name: {**c, "monotone": smoothness.monotone_increasing(c["mean"])} for name, c in smooth.items()},
+          "nearest_neighbour": nn_gap, "seconds": time.perf_counter() - t0}
+
+
+def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
+  out = {}
+  for dataset in config.datasets:
+    folder = os.path.join(config.search_results, config.space, dataset)
+    traces = regret.load_traces(folder) if os.path.isdir(folder) else {}
+    if not traces:
+      continue
+    summary_path = os.path.join(folder, "summary.json")
+    optimum = None
+    if os.path.exists(summary_path):
+      with open(summary_path, encoding="utf-8") as f:
+        optimum = json.load(f).get("optimum")
+    field = "best_test" if config.space == "nb201" else "best_valid"
+    if optimum is None:  # the best value any run reached: a lower bound of the optimum
+      optimum = max(float(np.nanmax(np.where(t["mask"], t[field], np.nan))) for t in traces.values())
+    optimum = optimum / 100.0 if optimum > 1.0 else optimum
+    curves = {m: regret.regret_curve(t, optimum, field) for m, t in traces.items()}
+    final = {m: regret.final_regret(t, optimum, field) for m, t in traces.items()}
+    plots.plot_regret_curves(os.path.join(config.out, f"regret_{dataset}.png"), curves, f"{config.space} {dataset}: regret")
+    plots.plot_regret_cdf(os.path.join(config.out, f"regret_cdf_{dataset}.png"), final,
+                          f"{config.space} {dataset}: final regret over seeds")
+    out[dataset] = {"optimum": optimum, "final_regret": regret.summarize_final(final)}
+    log(f"[{dataset}] search traces of {sorted(traces)}: regret plots written")
+  return out
+
+
+def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+  """Runs every analysis of `config`; writes `<out>/analysis.json` and the PNGs; returns the JSON content."""
+  log = log or (lambda _: None)
+  t0 = time.perf_counter()
+  os.makedirs(config.out, exist_ok=True)
+  result: dict[str, Any] = {
+    "command": command,
+    "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+    "device": {"backend": jax.default_backend(), "jax": jax.__version__, "python": platform.python_version(),
+               "cpu_count": os.cpu_count()},
+    "projection": "PCA (NumPy SVD); t-SNE/UMAP libraries are not project dependencies",
+    "datasets": {},
+  }
+  path = os.path.join(config.out, "analysis.json")
+  metrics_path = os.path.join(config.workdir, "metrics.json")
+  if os.path.exists(metrics_path):
+    with open(metrics_path, encoding="utf-8") as f:
+      pre = json.load(f)
+    plots.plot_pretrain_curves(os.path.join(config.out, "pretrain_curves.png"), pre,
+                               f"{config.space} pre-training ({pre.get('command', '')})")
+    result["pretrain"] = {"command": pre.get("command"), "summary": pre.get("summary")}
+  for dataset in config.datasets:
+    result["datasets"][dataset] = _analyse_dataset(config, dataset, log)
+    result["seconds"] = time.perf_counter() - t0
+    fileio.atomic_write_json(path, result)
+  result["search"] = _search_plots(config, log)
+  result["seconds"] = time.perf_counter() - t0
+  fileio.atomic_write_json(path, result)
+  log(f"wrote {path} and PNGs in {config.out} ({result['seconds']:.0f}s)")
+  return result

@@ -1,0 +1,179 @@
+"""Pictures of the analyses (PNG via matplotlib's Agg backend, written atomically).
+
+  plot_projection         2-D PCA projection of embeddings coloured by accuracy
+  plot_distance_vs_edit   mean latent distance (+- std band) per edit distance
+  plot_regret_curves      mean regret per query with a 95% confidence band, per method
+  plot_regret_cdf         empirical CDF of the final regret over seeds
+  plot_pretrain_curves    loss, validity and uniqueness per epoch (metrics.json)
+  plot_predictive         held-out metric against training-set size, per encoding and model
+
+The 2-D projection is PCA (an SVD in NumPy): neither scikit-learn (t-SNE) nor
+umap-learn is a dependency of this project, so the paper's t-SNE is not used.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from arch2vec_jax import fileio
+
+__all__ = [
+  "pca",
+  "plot_distance_vs_edit",
+  "plot_predictive",
+  "plot_pretrain_curves",
+  "plot_projection",
+  "plot_regret_cdf",
+  "plot_regret_curves",
+]
+
+
+def _plt():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+  _plt().close(fig)
+  fileio.atomic_write_bytes(path, buf.getvalue())
+
+
+def pca(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+  """(projection [N, k], explained variance ratio [k]) of x [N, D] by SVD of the centred data."""
+  x = np.asarray(x, np.float64)
+  xc = x - x.mean(0)
+  _, s, vt = np.linalg.svd(xc, full_matrices=False)
+  var = s**2
+  return xc @ vt[:k].T, var[:k] / max(var.sum(), 1e-300)
+
+
+def plot_projection(path, embeddings: np.ndarray, accuracy: np.ndarray, title: str, vmin: float | None = None) -> None:
+  """Scatter of the 2-D PCA projection coloured by accuracy (percent); best cells drawn last."""
+  plt = _plt()
+  proj, ratio = pca(embeddings)
+  order = np.argsort(accuracy)
+  fig, ax = plt.subplots(figsize=(5.6, 4.8))
+  sc = ax.scatter(proj[order, 0], proj[order, 1], c=np.asarray(accuracy)[order], s=2, cmap="viridis",
+                  vmin=vmin if vmin is not None else np.percentile(accuracy, 5), rasterized=True)
+  fig.colorbar(sc, ax=ax, label="validation accuracy (%)")
+  ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}% var.)")
+  ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% var.)")
+  ax.set_title(title, fontsize=10)
+  _save(fig, path)
+
+
+def plot_distance_vs_edit(path, curves: dict[str, dict[str, Any]], title: str) -> None:
+  """Mean L2 distance (+- std band) against edit distance, one line per embedding (`distance_by_edit` outputs).
+
+  Each curve is normalised by its mean at the largest edit distance (embeddings have different
+  scales); the raw means are in the JSON.
+  """
+  plt = _plt()
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for name, c in curves.items():
+    e, m, s = np.asarray(c["edit"]), np.asarray(c["mean"]), np.asarray(c["std"])
+    (line,) = axes[0].plot(e, m / m[-1], marker="o", label=name)
+    axes[0].fill_between(e, (m - s) / m[-1], (m + s) / m[-1], color=line.get_color(), alpha=0.15, lw=0)
+    if "gap_mean" in c:
+      axes[1].plot(e, c["gap_mean"], marker="o", label=name, color=line.get_color())
+  axes[0].set_xlabel("graph edit distance")
+  axes[0].set_ylabel("mean L2 distance / its value at the largest edit distance")
+  axes[1].set_xlabel("graph edit distance")
+  axes[1].set_ylabel("mean |accuracy difference| (%)")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.suptitle(title, fontsize=10)
+  _save(fig, path)
+
+
+def plot_regret_curves(path, curves: dict[str, dict[str, Sequence[float]]], title: str, xlabel: str = "queries",
+                       log_y: bool = True) -> None:
+  """Mean regret per x with a 95% confidence band (mean +- 1.96 standard errors), one line per method.
+
+  curves: method -> {'x', 'mean', 'lo', 'hi'} (`regret.regret_curve`).
+  """
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  for name, c in curves.items():
+    x, m = np.asarray(c["x"]), np.asarray(c["mean"])
+    (line,) = ax.plot(x, m, label=name, lw=1.5)
+    ax.fill_between(x, np.asarray(c["lo"]), np.asarray(c["hi"]), color=line.get_color(), alpha=0.2, lw=0)
+  if log_y and all(np.all(np.asarray(c["mean"]) > 0) for c in curves.values()):
+    ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel("regret (%)")
+  ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  _save(fig, path)
+
+
+def plot_regret_cdf(path, final_regret: dict[str, np.ndarray], title: str) -> None:
+  """Empirical CDF over seeds of the final regret (percent), one step line per method."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  for name, r in final_regret.items():
+    r = np.sort(np.asarray(r, np.float64))
+    ax.step(r, np.arange(1, len(r) + 1) / len(r), where="post", label=name)
+  ax.set_xlabel("final regret (%)")
+  ax.set_ylabel("fraction of seeds")
+  ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  _save(fig, path)
+
+
+def plot_pretrain_curves(path, metrics: dict[str, Any], title: str) -> None:
+  """Loss (left) and held-out reconstruction / validity / uniqueness in % (right) per epoch."""
+  plt = _plt()
+  epochs = metrics["epochs"]
+  e = [r["epoch"] for r in epochs]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  axes[0].plot(e, [r["loss"] for r in epochs], marker="o", label="loss")
+  axes[0].set_yscale("log")
+  axes[0].set_ylabel("training loss")
+  for key, label in (("exact_acc", "reconstruction (exact)"), ("validity", "validity"),
+                     ("validity_strict", "validity (strict)"), ("uniqueness", "uniqueness")):
+    if all(key in r for r in epochs):
+      axes[1].plot(e, [100 * r[key] for r in epochs], marker="o", label=label)
+  axes[1].set_ylabel("%")
+  for ax in axes:
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.suptitle(title, fontsize=10)
+  _save(fig, path)
+
+
+def plot_predictive(path, rows: list[dict[str, Any]], metric: str, title: str) -> None:
+  """Held-out `metric` (mean +- std over splits) against training-set size; one line per (encoding, model).
+
+  rows: `predictive.summarize` rows with keys encoding, model, train_size, <metric>_mean, <metric>_std.
+  """
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  keys = sorted({(r["encoding"], r["model"]) for r in rows})
+  for enc, mod in keys:
+    rs = sorted((r for r in rows if r["encoding"] == enc and r["model"] == mod), key=lambda r: r["train_size"])
+    x = [r["train_size"] for r in rs]
+    ax.errorbar(x, [r[f"{metric}_mean"] for r in rs], yerr=[r[f"{metric}_std"] for r in rs], marker="o",
+                capsize=3, ls="-" if mod == "gp" else "--", label=f"{enc} / {mod}")
+  ax.set_xscale("log")
+  ax.set_xlabel("training cells")
+  ax.set_ylabel(metric)
+  ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  _save(fig, path)

@@ -1,0 +1,196 @@
+"""A supervised embedding: the arch2vec GIN encoder trained with an accuracy head instead of the decoder.
+
+The paper's comparison (docs/arch2vec.md §6): the same encoder (`model.Arch2Vec.encode`,
+4 GIN layers, per-node mu head of width 16) is trained jointly with a regression head on
+the labelled cells; a cell's embedding is the mean of mu over its real nodes (as
+`embed.encode`), the head is Linear(16, 64) -> ReLU -> Linear(64, 1) on it. Loss:
+mean squared error on standardised accuracies. Optimiser: `train.create_optimizer`
+(global-norm clip then Adam).
+
+Training is one compiled call: `make_supervised_train` returns a pure
+`train(key, train_idx) -> (variables, losses)` that runs every step in a
+`lax.scan` (minibatches drawn with replacement from `train_idx`), and several
+random splits run side by side as a `vmap` axis (`train_supervised`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from arch2vec_jax import model as model_lib
+from arch2vec_jax import train as train_lib
+
+__all__ = ["AccuracyRegressor", "SupervisedConfig", "make_supervised_train", "supervised_embed", "train_supervised"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedConfig:
+  """Supervised training (short by design: the comparison, not a predictor to tune).
+
+  Attributes:
+    epochs: passes over the training cells (converted to steps, clipped to [min_steps, max_steps]).
+    min_steps, max_steps: bounds on the number of steps.
+    batch_size: cells per step.
+    lr: Adam learning rate (clip 5 as in pre-training).
+    head_hidden: width of the regression head's hidden layer.
+    model: the encoder's `ModelConfig`.
+  """
+
+  epochs: int = 20
+  min_steps: int = 200
+  max_steps: int = 1500
+  batch_size: int = 32
+  lr: float = 1e-3
+  head_hidden: int = 64
+  model: model_lib.ModelConfig = model_lib.ModelConfig()
+
+  def num_steps(self, num_train: int) -> int:
+    steps = -(-int(self.epochs) * int(num_train) // int(self.batch_size))
+    return int(min(max(steps, self.min_steps), self.max_steps))
+
+
+class AccuracyRegressor(nn.Module):
+  """GIN encoder -> mean over real nodes of mu [B, latent] -> accuracy [B]."""
+
+  num_ops: int
+  config: model_lib.ModelConfig = model_lib.ModelConfig()
+  head_hidden: int = 64
+
+  @nn.compact
+  def __call__(self, graph, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Returns (prediction [B], embedding [B, latent])."""
+    mu, _ = model_lib.Arch2Vec(self.num_ops, self.config, name="encoder").encode(graph, train)
+    n = mu.shape[1]
+    w = model_lib.node_mask(graph.n_node, n).astype(mu.dtype)[..., None]
+    emb = (mu * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
+    h = nn.relu(nn.Dense(self.head_hidden, name="head_0")(emb))
+    return nn.Dense(1, name="head_1")(h)[:, 0], emb
+
+
+def make_supervised_train(
+  adjacency: np.ndarray, ops: np.ndarray, targets: np.ndarray, config: SupervisedConfig, num_train: int
+) -> tuple[AccuracyRegressor, Callable[[jax.Array, jax.Array], tuple[Any, jax.Array]]]:
+  """The model and a pure `train(key, train_idx [num_train], y_all [N]) -> (variables, losses [steps])`.
+
+  Args:
+    adjacency: int [N, n, n]; ops: int [N, n, d]: every cell (put on the device once).
+    targets: unused here (the accuracies are `train`'s argument `y_all`, so one compilation
+      serves every dataset); kept for the signature's symmetry with `train_supervised`.
+    config: `SupervisedConfig`.
+    num_train: length of `train_idx` (static: the number of steps depends on it).
+  """
+  n_cells, n, d = ops.shape
+  n_node_all = jnp.asarray(model_lib.count_nodes(ops), jnp.int32)
+  adj_all = jnp.asarray(adjacency, jnp.int8)
+  ops_all = jnp.asarray(ops, jnp.int8)
+  net = AccuracyRegressor(d, config.model, config.head_hidden)
+  tx = train_lib.create_optimizer(train_lib.TrainConfig(lr=config.lr))
+  steps = config.num_steps(num_train)
+  b = config.batch_size
+
+  def batch(idx):
+    return model_lib.cells_to_graphs(adj_all[idx], ops_all[idx], n_node_all[idx])
+
+  def train(key, train_idx, y_all):
+    init_key, step_key = jax.random.split(key)
+    variables = net.init(init_key, batch(train_idx[:2]), train=False)
+    params, stats = variables["params"], variables["batch_stats"]
+    y_tr = y_all[train_idx]
+    y_mean, y_std = jnp.mean(y_tr), jnp.maximum(jnp.std(y_tr), 1e-6)
+
+    def step(carry, t):
+      params, stats, opt = carry
+      pick = jax.random.randint(jax.random.fold_in(step_key, t), (b,), 0, num_train)
+      idx = train_idx[pick]
+      graph = batch(idx)
+      target = (y_all[idx] - y_mean) / y_std
+
+      def loss_fn(p):
+        (pred, _), upd = net.apply({"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"])
+        return jnp.mean(jnp.square(pred - target)), upd["batch_stats"]
+
+      (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+      updates, opt = tx.update(grads, opt, params)
+      return (jax.tree.map(jnp.add, params, updates), stats, opt), loss
+
+    (params, stats, _), losses = jax.lax.scan(step, (params, stats, tx.init(params)), jnp.arange(steps))
+    return {"params": params, "batch_stats": stats}, losses
+
+  del n_cells, n, targets
+  return net, train
+
+
+def supervised_embed(net: AccuracyRegressor, variables: Any, adjacency: np.ndarray, ops: np.ndarray,
+                     chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+  """(embeddings float32 [N, latent], predictions float32 [N]) of every cell, eval mode."""
+  n_node = model_lib.count_nodes(ops)
+  fn = _embed_fn(net)
+  embs, preds = [], []
+  for s in range(0, len(ops), chunk):
+    a, o, k = adjacency[s : s + chunk], ops[s : s + chunk], n_node[s : s + chunk]
+    pad = chunk - len(o)
+    if pad:
+      a = np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)])
+      o = np.concatenate([o, np.zeros((pad,) + o.shape[1:], o.dtype)])
+      k = np.concatenate([k, np.zeros((pad,), k.dtype)])
+    p, e = fn(variables, a, o, k)
+    embs.append(np.asarray(e)[: chunk - pad])
+    preds.append(np.asarray(p)[: chunk - pad])
+  return np.concatenate(embs).astype(np.float32), np.concatenate(preds).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _embed_fn(net: AccuracyRegressor):
+  @jax.jit
+  def fn(variables, adjacency, ops, n_node):
+    return net.apply(variables, model_lib.cells_to_graphs(adjacency, ops, n_node), train=False)
+
+  return fn
+
+
+_TRAIN_CACHE: dict[Any, Any] = {}
+
+
+def _cached_train(adjacency: np.ndarray, ops: np.ndarray, config: SupervisedConfig, num_train: int):
+  """`jit(vmap(train))` per (cells, config, num_train), so datasets of one space share a compilation."""
+  key = (id(adjacency), id(ops), adjacency.shape, ops.shape, config, num_train)
+  if key not in _TRAIN_CACHE:
+    net, train = make_supervised_train(adjacency, ops, None, config, num_train)
+    _TRAIN_CACHE.clear()
+    _TRAIN_CACHE[key] = (net, jax.jit(jax.vmap(train, in_axes=(0, 0, None))), adjacency, ops)
+  net, fn, _, _ = _TRAIN_CACHE[key]
+  return net, fn
+
+
+def train_supervised(adjacency: np.ndarray, ops: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
+                     key: jax.Array, config: SupervisedConfig = SupervisedConfig()) -> dict[str, Any]:
+  """Trains one supervised encoder per split (a vmap axis) and embeds every cell with each.
+
+  Args:
+    adjacency, ops: [N, n, n], [N, n, d] all cells.
+    targets: [N] accuracies.
+    train_idx: int [S, num_train], the labelled cells of each split.
+    key: PRNG key (split per split).
+    config: `SupervisedConfig`.
+
+  Returns:
+    {'embeddings': float32 [S, N, latent], 'losses': float32 [S, steps], 'steps': int}.
+  """
+  train_idx = np.asarray(train_idx, np.int32)
+  num_splits, num_train = train_idx.shape
+  net, train = _cached_train(adjacency, ops, config, num_train)
+  y = jnp.asarray(targets, jnp.float32)
+  variables, losses = train(jax.random.split(key, num_splits), jnp.asarray(train_idx), y)
+  embeddings = []
+  for s in range(num_splits):
+    v = jax.tree.map(lambda a, s=s: a[s], variables)
+    embeddings.append(supervised_embed(net, v, adjacency, ops)[0])
+  return {"embeddings": np.stack(embeddings), "losses": np.asarray(losses), "steps": config.num_steps(num_train)}

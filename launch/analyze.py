@@ -1,0 +1,69 @@
+"""Regenerates every analysis number and picture of a space from a pre-training workdir.
+
+  python launch/analyze.py --space nb201 --workdir workdir/nb201 \
+      --benchmark ../shared/data/nb201_accuracies.csv --dataset cifar10,cifar100,imagenet16 \
+      --out results/analysis/nb201
+  python launch/analyze.py --space nb101 --workdir workdir/nb101 \
+      --benchmark ../shared/data/nb101_subset.csv --dataset cifar10 --out results/analysis/nb101
+
+Writes `<out>/analysis.json` (the command, config, every split's metrics, summaries,
+smoothness curves, nearest-neighbour gaps) and PNGs. All logic is in
+`arch2vec_jax.analysis.pipeline`.
+"""
+
+import shlex
+import sys
+
+from absl import app, flags
+
+from arch2vec_jax.analysis import pipeline, supervised
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("space", "nb201", ["nb201", "nb101"], "Search space.")
+flags.DEFINE_string("workdir", None, "Pre-training workdir (embeddings.npz, metrics.json).", required=True)
+flags.DEFINE_string("benchmark", None, "Shared CSV (default: ../shared/data/<nb201_accuracies|nb101_subset>.csv).")
+flags.DEFINE_list("dataset", ["cifar10"], "Datasets (NB201: cifar10, cifar100, imagenet16; NB101: cifar10).")
+flags.DEFINE_string("out", None, "Output folder (default results/analysis/<space>).")
+flags.DEFINE_list("train_sizes", ["100", "1000", "10000"], "Training-set sizes.")
+flags.DEFINE_integer("num_splits", 3, "Random splits per size.")
+flags.DEFINE_list("models", ["blr", "gp"], "Regression models.")
+flags.DEFINE_list("encodings", ["arch2vec", "supervised", "onehot"], "Encodings compared.")
+flags.DEFINE_list("supervised_sizes", ["100", "1000", "10000"], "Sizes at which the supervised encoder is trained.")
+flags.DEFINE_integer("supervised_max_steps", 1500, "Upper bound on supervised training steps.")
+flags.DEFINE_integer("supervised_epochs", 20, "Supervised training epochs (before the step bounds).")
+flags.DEFINE_integer("gp_hyper_subset", 500, "Training points used to fit the GP hyperparameters.")
+flags.DEFINE_integer("gp_steps", 80, "Adam steps on the GP log marginal likelihood.")
+flags.DEFINE_integer("smooth_cells", 5000, "Cells whose pairs enter the smoothness curves.")
+flags.DEFINE_string("search_results", "results/search", "Folder with <space>/<dataset>/traces/*.npz.")
+flags.DEFINE_integer("seed", 0, "Seed.")
+
+_CSV = {"nb201": "../shared/data/nb201_accuracies.csv", "nb101": "../shared/data/nb101_subset.csv"}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = pipeline.AnalysisConfig(
+    space=FLAGS.space,
+    workdir=FLAGS.workdir,
+    benchmark=FLAGS.benchmark or _CSV[FLAGS.space],
+    datasets=tuple(FLAGS.dataset),
+    out=FLAGS.out or f"results/analysis/{FLAGS.space}",
+    train_sizes=tuple(int(s) for s in FLAGS.train_sizes),
+    num_splits=FLAGS.num_splits,
+    models=tuple(FLAGS.models),
+    encodings=tuple(FLAGS.encodings),
+    supervised_sizes=tuple(int(s) for s in FLAGS.supervised_sizes),
+    gp_hyper_subset=FLAGS.gp_hyper_subset,
+    gp_steps=FLAGS.gp_steps,
+    smooth_cells=FLAGS.smooth_cells,
+    search_results=FLAGS.search_results,
+    seed=FLAGS.seed,
+    supervised=supervised.SupervisedConfig(epochs=FLAGS.supervised_epochs, max_steps=FLAGS.supervised_max_steps),
+  )
+  command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+  pipeline.run_analysis(config, command=command)
+
+
+if __name__ == "__main__":
+  app.run(main)
