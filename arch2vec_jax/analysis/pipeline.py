@@ -98,7 +98,8 @@ def _codes(config: AnalysisConfig, data: dict[str, Any]) -> tuple[np.ndarray, np
   return smoothness.nb101_codes(data["adjacency"], data["ops"])
 
 
-def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], None]) -> dict[str, Any]:
+def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], None],
+                     save_partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
   t0 = time.perf_counter()
   data = load_data(config, dataset)
   y, n = data["y"], len(data["y"])
@@ -135,6 +136,8 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
           records.append({"dataset": dataset, "encoding": enc, "model": model, "train_size": size, "split": s, **m})
           log(f"[{dataset}] n={size:>5} split {s} {enc:>10} {model}: RMSE {m['rmse']:.3f} Pearson {m['pearson']:.3f} "
               f"Spearman {m['spearman']:.3f} Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)")
+    if save_partial is not None:  # a stopped run keeps every finished training size
+      save_partial({"partial": True, "records": records, "summary": predictive.summarize(records), "supervised": sup_info})
   # Smoothness and pictures.
   codes, group = _codes(config, data)
   embs = {"arch2vec": data["arch2vec"]}
@@ -211,7 +214,11 @@ def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callab
                                f"{config.space} pre-training ({pre.get('command', '')})")
     result["pretrain"] = {"command": pre.get("command"), "summary": pre.get("summary")}
   for dataset in config.datasets:
-    result["datasets"][dataset] = _analyse_dataset(config, dataset, log)
+    def save_partial(part, dataset=dataset):
+      result["datasets"][dataset] = part
+      fileio.atomic_write_json(path, result)
+
+    result["datasets"][dataset] = _analyse_dataset(config, dataset, log, save_partial)
     result["seconds"] = time.perf_counter() - t0
     fileio.atomic_write_json(path, result)
   result["search"] = _search_plots(config, log)
