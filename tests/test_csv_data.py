@@ -143,18 +143,13 @@ def test_csv_kind(nb201_csv, nb101_small, tmp_path):
 
 
 def test_load_table_cache_roundtrip(nb201_csv, tmp_path):
-  t0 = time.perf_counter()
   t1 = loader.load_table(nb201_csv, dataset="cifar100", cache=str(tmp_path))
-  read_s = time.perf_counter() - t0
   files = sorted((tmp_path / "tables").iterdir())
   assert len(files) == 1 and files[0].name.startswith("nb201_accuracies-")
-  t0 = time.perf_counter()
-  t2 = loader.load_table(nb201_csv, dataset="cifar100", cache=str(tmp_path))
-  cache_s = time.perf_counter() - t0
+  t2 = loader.load_table(nb201_csv, dataset="cifar100", cache=str(tmp_path))  # served from the cache (checked below)
   for name in ("adjacency", "ops", "valid_acc", "test_acc", "index"):
     np.testing.assert_array_equal(getattr(t1, name), getattr(t2, name))
   assert np.isnan(t2.cost).all() and list(t1.ids) == list(t2.ids) and t1.meta == t2.meta
-  assert cache_s < read_s
   # Other options -> another entry; the same options again -> no new entry.
   loader.load_table(nb201_csv, dataset="imagenet16", cache=str(tmp_path))
   loader.load_table(nb201_csv, dataset="cifar100", cache=str(tmp_path))
