@@ -299,7 +299,9 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
     return top, top_s, jnp.bool_(False)
 
   ub = sweep(bound, sur, chunk_embeddings, visited)
-  ub_top, cand = jax.lax.top_k(ub, m + 1)
+  # The barrier keeps XLA from rewriting top_k into a sort of the whole table (it does so when one
+  # element of the values is sliced out: 3 ms per iteration on CPU instead of 0.03).
+  ub_top, cand = jax.lax.optimization_barrier(jax.lax.top_k(ub, m + 1))
   tau, cand = ub_top[m], jnp.sort(cand[:m])  # ascending index: ties go to the lowest index
   s_cand = jnp.where(visited[cand], -jnp.inf, exact(sur, embeddings[cand]))
   top_s, pos = jax.lax.top_k(s_cand, k)

@@ -1,0 +1,68 @@
+"""Searches a benchmark in arch2vec's latent space (RL, BO) against random search and evolution.
+
+  python launch/search.py --space nb201 --benchmark ../shared/data/nb201_accuracies.csv --dataset cifar10 \
+      --embeddings workdir/nb201/embeddings.npz --method rl,bo,rs,re --workdir results/search/nb201/cifar10
+  python launch/search.py --space nb101 --benchmark ../shared/data/nb101_subset.csv \
+      --embeddings workdir/nb101/embeddings.npz --method rl,bo,rs,re --time_budget 1e6 \
+      --workdir results/search/nb101
+
+Each method runs all `--seeds` seeds in one compiled call. Rewards are the
+table's validation accuracies (NB201: `*_valid_12ep`), reported is the test
+accuracy of the best-validation cell (NB201: `*_test_200ep`), or the best
+validation accuracy as regret against the table's best where the table has no
+test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
+`summary.json` (mean +- std at several budgets, timings, the command) and
+`curves.png` into `--workdir`. All logic lives in `arch2vec_jax.search.experiment`.
+"""
+
+import shlex
+import sys
+
+import jax
+from absl import app, flags
+
+from arch2vec_jax.search import experiment
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("space", "nb201", list(experiment.SPACES), "Search space.")
+flags.DEFINE_string("benchmark", None, "A table .npz (launch/prepare_data.py), an original benchmark file or a "
+                    "../shared/data CSV.", required=True)
+flags.DEFINE_string("dataset", None, "NB201: cifar10 | cifar100 | imagenet16 (default cifar10); NB101: unset.")
+flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of rl (arch2vec-RL), bo (arch2vec-BO), rs (random "
+                    "search), re (regularized evolution).")
+flags.DEFINE_integer("seeds", 500, "Seeds per method (one vmapped call).")
+flags.DEFINE_integer("budget", None, "Queries per search (default 100; with --time_budget: the trace length, "
+                     "default the most queries the time budget can buy).")
+flags.DEFINE_float("time_budget", None, "Simulated training time per search, seconds (needs query costs).")
+flags.DEFINE_float("cost_per_query", None, "A fixed query cost in seconds instead of the table's training times.")
+flags.DEFINE_string("reward", None, "NB201 CSV only: the reward column's suffix instead of valid_12ep (e.g. "
+                    "test_200ep, a diagnostic search that sees the 200-epoch accuracies).")
+flags.DEFINE_string("embeddings", None, "embeddings.npz from launch/pretrain.py (needed by rl and bo).")
+flags.DEFINE_string("workdir", None, "Output folder (traces/, summary.json, curves.png).", required=True)
+flags.DEFINE_integer("seed", 0, "Root seed (seed i uses key i of split(PRNGKey(seed), seeds)).")
+flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many JAX devices and shard the seeds over them "
+                     "(default: JAX's default, one).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+  if FLAGS.cpu_devices is not None:
+    jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)
+  try:
+    methods = experiment.parse_methods(FLAGS.method)
+    if FLAGS.seeds < 1:
+      raise ValueError(f"--seeds must be >= 1, got {FLAGS.seeds}")
+    if FLAGS.budget is not None and FLAGS.budget < 1:
+      raise ValueError(f"--budget must be >= 1, got {FLAGS.budget}")
+    problem = experiment.load_problem(FLAGS.space, FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods,
+                                      FLAGS.cost_per_query, FLAGS.reward)
+    budget = experiment.make_budget(problem, FLAGS.budget, FLAGS.time_budget)
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(str(e)) from e
+  experiment.run_experiment(problem, methods, FLAGS.seeds, budget, FLAGS.workdir, seed=FLAGS.seed, command=command)
+
+
+if __name__ == "__main__":
+  app.run(main)
