@@ -11,11 +11,9 @@ smoothness curves, nearest-neighbour gaps) and PNGs. All logic is in
 `arch2vec_jax.analysis.pipeline`.
 """
 
-import shlex
-import sys
-
 from absl import app, flags
 
+from arch2vec_jax import cli
 from arch2vec_jax.analysis import pipeline, supervised
 
 FLAGS = flags.FLAGS
@@ -61,7 +59,7 @@ def main(argv):
     seed=FLAGS.seed,
     supervised=supervised.SupervisedConfig(epochs=FLAGS.supervised_epochs, max_steps=FLAGS.supervised_max_steps),
   )
-  command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+  command = cli.command_line("launch/analyze.py")
   pipeline.run_analysis(config, command=command)
 
 

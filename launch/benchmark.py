@@ -13,8 +13,6 @@ and writes `results/benchmarks/<backend>-<device>.json` (atomic) with the comman
 
 import os
 import platform
-import shlex
-import sys
 import time
 
 import jax
@@ -22,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from arch2vec_jax import cli
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax import model as model_lib
@@ -109,7 +108,7 @@ def main(argv):
   print(f"  embeddings: {len(emb):,} cells in {embed_s:.2f}s = {len(emb) / embed_s:,.0f} cells/s")
 
   result = {
-    "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+    "command": cli.command_line("launch/benchmark.py"),
     "backend": jax.default_backend(),
     "device_kind": dev.device_kind,
     "num_devices": jax.device_count(),

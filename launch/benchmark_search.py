@@ -18,8 +18,6 @@ with the command.
 
 import os
 import platform
-import shlex
-import sys
 import time
 
 import jax
@@ -27,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from arch2vec_jax import cli
 from arch2vec_jax import fileio
 from arch2vec_jax.search import blr, dngo, experiment, runner
 from arch2vec_jax.search import env as env_lib
@@ -144,7 +143,7 @@ def main(argv):
   budget = env_lib.Budget(FLAGS.budget)
   dev = jax.devices()[0]
   result = {
-    "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+    "command": cli.command_line("launch/benchmark_search.py"),
     "backend": jax.default_backend(),
     "device_kind": dev.device_kind,
     "num_devices": jax.device_count(),

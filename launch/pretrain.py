@@ -14,11 +14,10 @@ writes `metrics.json`, `embeddings.npz` and `checkpoints/` in `--workdir`.
 exactly as the uninterrupted run would. All logic lives in `arch2vec_jax.train`.
 """
 
-import shlex
-import sys
 
 from absl import app, flags
 
+from arch2vec_jax import cli
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import train
 
@@ -85,7 +84,7 @@ def main(argv):
     config = config_from_flags()
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+  command = cli.command_line("launch/pretrain.py")
   train.pretrain(config, FLAGS.workdir, resume=FLAGS.resume, command=command)
 
 

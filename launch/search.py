@@ -15,12 +15,11 @@ test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
 `curves.png` into `--workdir`. All logic lives in `arch2vec_jax.search.experiment`.
 """
 
-import shlex
-import sys
 
 import jax
 from absl import app, flags
 
+from arch2vec_jax import cli
 from arch2vec_jax.search import experiment
 
 FLAGS = flags.FLAGS
@@ -47,7 +46,7 @@ flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many JAX devi
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+  command = cli.command_line("launch/search.py")
   if FLAGS.cpu_devices is not None:
     jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)
   try:
