@@ -30,7 +30,6 @@ import functools
 import importlib
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -44,6 +43,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from arch2vec_jax import checkpoint as ckpt_lib
+from arch2vec_jax import cli
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax import metrics as metrics_lib
@@ -442,18 +442,6 @@ def _peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _device_info() -> dict[str, Any]:
-  dev = jax.devices()[0]
-  return {
-    "backend": jax.default_backend(),
-    "device_kind": dev.device_kind,
-    "num_devices": jax.device_count(),
-    "jax": jax.__version__,
-    "python": platform.python_version(),
-    "cpu_count": os.cpu_count(),
-  }
-
-
 def _format_epoch(e: dict[str, Any]) -> str:
   parts = [f"epoch {e['epoch']:3d}", f"loss {e['loss']:.5f}"]
   if "ops_acc" in e:
@@ -617,7 +605,7 @@ def pretrain(
   result = {
     "config": config_dict,
     "command": command if command is not None else " ".join(sys.argv),
-    "device": _device_info(),
+    "device": cli.machine_info(),
     "data": {"num_cells": num_cells, "num_train": num_train, "num_val": len(val_np[1]), "num_nodes": n, "num_ops": d},
     "epochs": history,
     "summary": summary,

@@ -12,7 +12,6 @@ and writes `results/benchmarks/<backend>-<device>.json` (atomic) with the comman
 """
 
 import os
-import platform
 import time
 
 import jax
@@ -67,7 +66,8 @@ def bench_training(space, adj, ops, batch_size, epochs):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  load_start = os.getloadavg()
+  machine = cli.machine_info()
+  load_start = machine["load_average"]
   space = train.get_space(FLAGS.space)
   adj_all, ops_all = (np.asarray(x, np.int8) for x in space.cells())
   rng = np.random.default_rng(0)
@@ -109,12 +109,7 @@ def main(argv):
 
   result = {
     "command": cli.command_line("launch/benchmark.py"),
-    "backend": jax.default_backend(),
-    "device_kind": dev.device_kind,
-    "num_devices": jax.device_count(),
-    "jax": jax.__version__,
-    "platform": platform.platform(),
-    "cpu_count": os.cpu_count(),
+    "machine": machine,
     "load_average_at_start": load_start,
     "space": FLAGS.space,
     "cells_per_epoch": len(ops),

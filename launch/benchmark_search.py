@@ -17,7 +17,6 @@ with the command.
 """
 
 import os
-import platform
 import time
 
 import jax
@@ -144,13 +143,7 @@ def main(argv):
   dev = jax.devices()[0]
   result = {
     "command": cli.command_line("launch/benchmark_search.py"),
-    "backend": jax.default_backend(),
-    "device_kind": dev.device_kind,
-    "num_devices": jax.device_count(),
-    "jax": jax.__version__,
-    "platform": platform.platform(),
-    "cpu_count": os.cpu_count(),
-    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "machine": cli.machine_info(),
     "dataset": problem.dataset,
     "cells": len(problem.table),
     "seeds": FLAGS.seeds,

@@ -19,15 +19,13 @@ while the benchmark ran: mean time / best time (about 1 on an idle machine).
 """
 
 import os
-import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 from absl import app, flags
 
-from arch2vec_jax import fileio
+from arch2vec_jax import cli, fileio
 from arch2vec_jax.spaces import graph_hash
 
 FLAGS = flags.FLAGS
@@ -61,20 +59,6 @@ def _calibration() -> dict:
     "median_ms": float(np.median(times)),
     "mean_ms": float(np.mean(times)),
     "slowdown": float(np.mean(times)) / best,
-  }
-
-
-def _machine() -> dict:
-  import jax  # pylint: disable=import-outside-toplevel
-
-  return {
-    "platform": platform.platform(),
-    "processor": platform.processor() or platform.machine(),
-    "cpu_count": os.cpu_count(),
-    "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-    "python": platform.python_version(),
-    "numpy": np.__version__,
-    "jax": jax.__version__,
   }
 
 
@@ -135,9 +119,9 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"unknown --parts {unknown}; choose from {list(_PARTS)}")
   report = {
-    "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+    "command": cli.command_line("launch/benchmark_spaces.py"),
     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    "machine": _machine(),
+    "machine": cli.machine_info(),
     "hash_workers": graph_hash.default_workers(),
     "load_average_start": list(os.getloadavg()),
     "calibration_start": _calibration(),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from arch2vec_jax import cli
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax.analysis import plots, predictive, regret, smoothness, supervised
@@ -200,8 +200,7 @@ def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callab
   result: dict[str, Any] = {
     "command": command,
     "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-    "device": {"backend": jax.default_backend(), "jax": jax.__version__, "python": platform.python_version(),
-               "cpu_count": os.cpu_count()},
+    "device": cli.machine_info(),
     "projection": "PCA (NumPy SVD); t-SNE/UMAP libraries are not project dependencies",
     "datasets": {},
   }

@@ -725,7 +725,7 @@ def encode_nb101_raw(raw_adjacency: Sequence[str], operations: Sequence[Sequence
     m = np.frombuffer(text.encode("ascii", "replace"), np.uint8).reshape(rows.size, v, v) - np.uint8(ord("0"))
     bad = ~np.all(m <= 1, axis=(1, 2)) | np.any(np.tril(m) != 0, axis=(1, 2))
     if bad.any():
-      raise CellError(rows[np.argmax(bad)], f"adjacency is not a strictly upper-triangular 0/1 matrix")
+      raise CellError(rows[np.argmax(bad)], "adjacency is not a strictly upper-triangular 0/1 matrix")
     adjacency[rows, :v, :v] = m
   codes = np.full((count, n_nodes), -1, np.int64)
   for k, ops in enumerate(operations):

@@ -32,13 +32,13 @@ import io
 import json
 import math
 import os
-import platform
 import time
 from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import numpy as np
 
+from arch2vec_jax import cli
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax.benchmarks import loader
@@ -518,9 +518,7 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     "seeds": int(num_seeds),
     "seed": int(seed),
     "units": "percent",
-    "machine": {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
-                "num_devices": jax.device_count(), "jax": jax.__version__, "python": platform.python_version(),
-                "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg())},
+    "machine": cli.machine_info(),
     "methods": {},
   }
   if problem.space == "nb201":
