@@ -15,6 +15,12 @@ Validity / uniqueness (the release's `pretraining_*.py` loop, vectorised):
   (no dropout): ops = one-hot argmax, adjacency = strict upper triangle of
   sigmoid(z z^T) > 0.5. validity = valid / samples (`space.is_valid`),
   uniqueness = distinct `space.hash` among the valid / valid (0 if none valid).
+  uniqueness_raw = distinct graphs as decoded (the NB101 hash of the unpruned
+  decoded adjacency with the argmax ops as labels) among the valid / valid:
+  what the release counts for NB101 (`graph_util.hash_module` of the decoded
+  matrix, not of the pruned cell), so decodes that differ only in nodes or
+  edges that pruning removes count as different. `uniqueness` counts cells of
+  the space; `uniqueness_raw` >= `uniqueness`.
   The spaces' default validity is the release's (NB201: ops only, the decoded
   adjacency is not checked; DARTS: its partial edge checks), which produced the
   paper's numbers; `validity_strict` (NB201, DARTS) counts the decodes that are
@@ -39,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from arch2vec_jax import model as model_lib
+from arch2vec_jax.spaces import graph_hash
 
 __all__ = [
   "ReconCounts",
@@ -221,7 +228,8 @@ def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> d
 
   Returns:
     dict: validity (valid / S), uniqueness (distinct hashes / valid, 0 if none),
-    num_samples, num_valid, num_unique; validity_strict (decodes that are
+    uniqueness_raw (distinct decoded graphs / valid, module doc), num_samples,
+    num_valid, num_unique, num_unique_raw; validity_strict (decodes that are
     exactly a cell of the space / S) where the space's `is_valid` takes `strict`.
   """
   adjacency, ops = np.asarray(adjacency), np.asarray(ops)
@@ -235,13 +243,17 @@ def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> d
   if num_valid:
     hashes = np.asarray(space.hash(adjacency[valid], ops[valid]))
     num_unique = len(set(hashes.tolist()))
+    raw = graph_hash.hash_batch(adjacency[valid], np.argmax(ops[valid], axis=-1))
+    num_unique_raw = len(set(raw.tolist()))
   else:
-    num_unique = 0
+    num_unique = num_unique_raw = 0
   return {
     "validity": num_valid / max(num, 1),
     "uniqueness": num_unique / num_valid if num_valid else 0.0,
+    "uniqueness_raw": num_unique_raw / num_valid if num_valid else 0.0,
     "num_samples": num,
     "num_valid": num_valid,
     "num_unique": num_unique,
+    "num_unique_raw": num_unique_raw,
     **extra,
   }

@@ -48,6 +48,7 @@ from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax import metrics as metrics_lib
 from arch2vec_jax import model as model_lib
+from arch2vec_jax import parallel
 
 __all__ = [
   "SPACES",
@@ -63,6 +64,7 @@ __all__ = [
   "create_train_state",
   "make_train_step",
   "make_train_epoch",
+  "jit_train_epoch",
   "Evaluator",
   "pretrain",
 ]
@@ -93,6 +95,13 @@ class TrainConfig:
     keep_checkpoints: newest checkpoints kept in `<workdir>/checkpoints`.
     embed_include_padding: embeddings averaged over all node slots (release)
       instead of the real nodes.
+    num_devices: data parallelism: the global batch of every step is split
+      over this many devices (a 1-D 'data' mesh, `arch2vec_jax.parallel`);
+      None (default) = every device JAX sees, over all processes (one on a
+      plain CPU: nothing changes). `batch_size` stays the global batch and
+      must be a multiple of the device count (no padding; a clear error
+      otherwise). The result equals single-device training to float
+      tolerance, so it is not part of the config a resume must match.
     model: `model.ModelConfig`.
   """
 
@@ -113,6 +122,7 @@ class TrainConfig:
   darts_seed: int = 0
   keep_checkpoints: int = 3
   embed_include_padding: bool = False
+  num_devices: int | None = None
   model: model_lib.ModelConfig = model_lib.ModelConfig()
 
   def __post_init__(self):
@@ -134,6 +144,8 @@ class TrainConfig:
       raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
     if int(self.eval_chunk) < 1:
       raise ValueError(f"eval_chunk must be >= 1, got {self.eval_chunk}")
+    if self.num_devices is not None and int(self.num_devices) < 1:
+      raise ValueError(f"num_devices must be >= 1 (or None for every device), got {self.num_devices}")
 
   @property
   def num_epochs(self) -> int:
@@ -350,17 +362,37 @@ def make_train_epoch(
   batch_size: int,
   num_train: int,
   train: bool = True,
+  mesh: jax.sharding.Mesh | None = None,
 ) -> Callable[[TrainState, Dataset, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
   """A pure `epoch(state, data, epoch) -> (state, stats)`: one shuffled pass in a `lax.scan`.
 
-  Not jitted here; `jax.jit(fn, donate_argnums=0)` it. `epoch` may be traced
-  (an int32 scalar), so one compilation serves every epoch. Inside, the
-  parameters are carried as one flat vector (see `create_optimizer`).
+  Not jitted here; `jit_train_epoch` (or `jax.jit(fn, donate_argnums=0)`) it.
+  `epoch` may be traced (an int32 scalar), so one compilation serves every
+  epoch. Inside, the parameters are carried as one flat vector (see
+  `create_optimizer`).
+
+  Args:
+    model, tx: model and optimizer.
+    batch_size: the global batch B (cells per step, over all devices).
+    num_train: N, the training cells in `data` ([N, ...] arrays).
+    train: training or eval mode (see `make_train_step`).
+    mesh: data parallelism: a 1-D mesh (`parallel.data_mesh`) whose 'data'
+      axis splits every step's batch ([B] indices, [B, n, n] and [B, n, d]
+      cells: each device gathers and processes B / devices cells of the
+      replicated `data`); B must be a multiple of its size. None: no
+      sharding constraints (one device). The math is the same: batch sums
+      become all-reduces.
 
   Returns stats stacked over the steps ([steps] scalars, [steps, n, latent] sums).
   """
   steps = -(-num_train // batch_size)
   padded = steps * batch_size
+  if mesh is not None:
+    parallel.check_batch_size(batch_size, mesh.devices.size)
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, parallel.DATA_AXIS))
+    shard = functools.partial(jax.lax.with_sharding_constraint, shardings=parallel.batch_sharded(mesh))
+  else:
+    shard = lambda x: x  # noqa: E731
 
   def epoch_fn(state: TrainState, data: Dataset, epoch):
     chex.assert_equal(data.ops.shape[0], num_train)
@@ -370,18 +402,34 @@ def make_train_epoch(
     perm = jax.random.permutation(perm_key, num_train).astype(jnp.int32)
     perm = jnp.concatenate([perm, jnp.zeros((padded - num_train,), jnp.int32)]).reshape(steps, batch_size)
     valid = (jnp.arange(padded) < num_train).reshape(steps, batch_size)
+    if mesh is not None:
+      perm, valid = jax.lax.with_sharding_constraint((perm, valid), split)
 
     def body(state, xs):
-      idx, mask = xs
-      adj = jnp.take(data.adjacency, idx, axis=0)
-      ops = jnp.take(data.ops, idx, axis=0)
-      n_node = jnp.where(mask, jnp.take(data.n_node, idx, axis=0), 0)
+      idx, mask = shard(xs)
+      adj = shard(jnp.take(data.adjacency, idx, axis=0))
+      ops = shard(jnp.take(data.ops, idx, axis=0))
+      n_node = shard(jnp.where(mask, jnp.take(data.n_node, idx, axis=0), 0))
       return step_fn(state, adj, ops, n_node, mask)
 
     state, stats = jax.lax.scan(body, state._replace(params=flat), (perm, valid))
     return state._replace(params=unravel(state.params)), stats
 
   return epoch_fn
+
+
+def jit_train_epoch(epoch_fn: Callable, mesh: jax.sharding.Mesh | None = None) -> Callable:
+  """`jax.jit` of an epoch function (`make_train_epoch`), the state donated.
+
+  With a mesh: the state, the training cells and the epoch number replicated
+  over it, the outputs (state, stats) replicated (`parallel.replicated`); pass
+  the same mesh to `make_train_epoch`. Inputs placed otherwise are moved (pass
+  `parallel.replicate(x, mesh)` to avoid the copy, and with several processes).
+  """
+  if mesh is None:
+    return jax.jit(epoch_fn, donate_argnums=0)
+  rep = parallel.replicated(mesh)
+  return jax.jit(epoch_fn, in_shardings=(rep, rep, rep), out_shardings=rep, donate_argnums=0)
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +496,8 @@ def _format_epoch(e: dict[str, Any]) -> str:
     parts.append(f"recon ops {100 * e['ops_acc']:.2f} adj {100 * e['adj_acc']:.2f} exact {100 * e['exact_acc']:.2f}")
   if "validity" in e:
     strict = f" (strict {100 * e['validity_strict']:.2f})" if "validity_strict" in e else ""
-    parts.append(f"valid {100 * e['validity']:.2f}{strict} unique {100 * e['uniqueness']:.2f}")
+    parts.append(f"valid {100 * e['validity']:.2f}{strict} "
+                 f"unique {100 * e['uniqueness']:.2f} (raw {100 * e['uniqueness_raw']:.2f})")
   t = e["time"]
   parts.append(f"{t['graphs_per_s']:,.0f} graphs/s ({t['train_s']:.2f}s train, {t['eval_s']:.2f}s metrics)")
   return " | ".join(parts)
@@ -479,12 +528,22 @@ def pretrain(
     cells: (adjacency, ops) to use instead of `load_cells` (tests).
     save_embeddings: write embeddings.npz of every cell at the end.
 
+  Several devices (`config.num_devices`, default all): data parallel over a
+  'data' mesh (`arch2vec_jax.parallel`); with several processes
+  (`parallel.initialize_distributed` first) every process runs this function,
+  process 0 alone logs and writes files.
+
   Returns:
-    The metrics.json content: config, command, device, per-epoch metrics,
-    timings, summary; plus (not written) 'state' (the final `TrainState`) and
-    'embeddings' (np [N, latent] or None).
+    The metrics.json content: config, command, device, parallel (devices and
+    processes used), per-epoch metrics, timings, summary; plus (not written)
+    'state' (the final `TrainState`, replicated over the mesh when there is
+    one) and 'embeddings' (np [N, latent] or None).
   """
-  log = log or (lambda _: None)
+  main = parallel.is_main_process()
+  log = log if (log is not None and main) else (lambda _: None)
+  num_devices = parallel.resolve_num_devices(config.num_devices)
+  parallel.check_batch_size(config.batch_size, num_devices)
+  mesh = parallel.data_mesh(num_devices) if num_devices > 1 or jax.process_count() > 1 else None
   t_start = time.perf_counter()
   if cells is None:
     space, adj_all, ops_all = load_cells(config, space)
@@ -498,7 +557,8 @@ def pretrain(
   if num_train < 1:
     raise ValueError(f"no training cells ({num_cells} cells, train_fraction {config.train_fraction})")
   log(f"{config.space}: {num_cells:,} cells (n={n}, d={d}), {num_train:,} train / {len(val_np[1]):,} held out; "
-      f"{config.num_epochs} epochs, batch {config.batch_size}, backend {jax.default_backend()}")
+      f"{config.num_epochs} epochs, batch {config.batch_size}, backend {jax.default_backend()}"
+      + (f", data parallel over {num_devices} devices ({jax.process_count()} process(es))" if mesh else ""))
 
   model = create_model(d, config.model)
   tx = create_optimizer(config)
@@ -507,17 +567,27 @@ def pretrain(
   start_epoch = 0
   ckpt_dir = os.path.join(os.fspath(workdir), "checkpoints") if workdir is not None else None
   config_dict = config.to_dict()
+
+  def same_run(saved):  # the device count may change on resume (same result to float tolerance)
+    ours = json.loads(json.dumps(config_dict))
+    return {k: v for k, v in (saved or {}).items() if k != "num_devices"} == {
+      k: v for k, v in ours.items() if k != "num_devices"}
+
   if resume and ckpt_dir is not None:
     path = ckpt_lib.latest_checkpoint(ckpt_dir)
     if path is not None:
       state, last_epoch, extra = ckpt_lib.restore_checkpoint(path, state)
-      if extra.get("config") != json.loads(json.dumps(config_dict)):
+      if not same_run(extra.get("config")):
         raise ValueError(f"{path}: checkpoint config differs from this run's config; use another workdir")
       history = extra["history"]
       start_epoch = last_epoch + 1
       log(f"resumed from {path} (epoch {last_epoch} done)")
 
-  data = Dataset(*jax.device_put((train_np[0], train_np[1], train_np[2].astype(np.int32))))
+  data = Dataset(train_np[0], train_np[1], train_np[2].astype(np.int32))
+  if mesh is None:
+    data = Dataset(*jax.device_put(tuple(data)))
+  else:
+    state, data = parallel.replicate((state, data), mesh)
   evaluator = Evaluator(model, space, val_np, num_prior_samples=config.num_prior_samples, chunk_size=config.eval_chunk)
   traces = {"train": 0, "eval": 0}
 
@@ -535,24 +605,26 @@ def pretrain(
   def get_epoch_fn(train_mode: bool):
     kind = "train" if train_mode else "eval"
     if kind not in epoch_fns:
-      fn = make_train_epoch(model, tx, batch_size=config.batch_size, num_train=num_train, train=train_mode)
-      jitted = jax.jit(traced(kind, fn), donate_argnums=0)
+      fn = make_train_epoch(model, tx, batch_size=config.batch_size, num_train=num_train, train=train_mode,
+                            mesh=mesh)
+      jitted = jit_train_epoch(traced(kind, fn), mesh)
       t0 = time.perf_counter()
       epoch_fns[kind] = jitted.lower(state, data, jnp.int32(0)).compile()
       compile_s[kind] = time.perf_counter() - t0
     return epoch_fns[kind]
 
-  _, _, prior_key = _keys(state.key)
+  _, _, prior_key = _keys(parallel.local_value(state.key))
   steps = -(-num_train // config.batch_size)
   for epoch in range(start_epoch, config.num_epochs):
     train_mode = not (config.release_eval_mode and epoch >= 1)
     epoch_fn = get_epoch_fn(train_mode)
     t0 = time.perf_counter()
     state, stats = epoch_fn(state, data, jnp.int32(epoch))
-    stats = jax.device_get(stats)
+    stats = jax.device_get(parallel.local_value(stats))
     train_s = time.perf_counter() - t0
     mean, std = metrics_lib.latent_stats(stats["mu_sum"], stats["mu_sq_sum"], num_train)
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    local = parallel.local_value(state)  # on one device: metrics and checkpoints
+    variables = {"params": local.params, "batch_stats": local.batch_stats}
     t1 = time.perf_counter()
     ev = evaluator(variables, mean, std, jax.random.fold_in(prior_key, epoch))
     eval_s = time.perf_counter() - t1
@@ -570,25 +642,26 @@ def pretrain(
     }
     history.append(record)
     log(_format_epoch(record))
-    if ckpt_dir is not None:
+    if ckpt_dir is not None and main:
       ckpt_lib.save_checkpoint(
-        ckpt_dir, state, epoch, {"config": config_dict, "history": history}, keep=config.keep_checkpoints
+        ckpt_dir, local, epoch, {"config": config_dict, "history": history}, keep=config.keep_checkpoints
       )
 
   embeddings = None
   embed_s = None
   if save_embeddings:
     t0 = time.perf_counter()
+    local = parallel.local_value(state)
     embeddings = embed_lib.encode(
-      jax.device_get(state.params),
-      jax.device_get(state.batch_stats),
+      jax.device_get(local.params),
+      jax.device_get(local.batch_stats),
       adj_all,
       ops_all,
       model_config=config.model,
       include_padding=config.embed_include_padding,
     )
     embed_s = time.perf_counter() - t0
-    if workdir is not None:
+    if workdir is not None and main:
       t0 = time.perf_counter()
       ids = embed_lib.cell_ids(space, adj_all, ops_all)
       embed_lib.save_embeddings(os.path.join(os.fspath(workdir), "embeddings.npz"), embeddings, ids)
@@ -599,13 +672,15 @@ def pretrain(
   final = history[-1] if history else {}
   summary = {
     k: final[k]
-    for k in ("loss", "ops_acc", "adj_acc", "exact_acc", "ops_acc_release", "validity", "validity_strict", "uniqueness")
+    for k in ("loss", "ops_acc", "adj_acc", "exact_acc", "ops_acc_release", "validity", "validity_strict", "uniqueness",
+              "uniqueness_raw")
     if k in final
   }
   result = {
     "config": config_dict,
     "command": command if command is not None else " ".join(sys.argv),
     "device": cli.machine_info(),
+    "parallel": parallel.mesh_info(mesh),
     "data": {"num_cells": num_cells, "num_train": num_train, "num_val": len(val_np[1]), "num_nodes": n, "num_ops": d},
     "epochs": history,
     "summary": summary,
@@ -624,7 +699,7 @@ def pretrain(
   if history:
     log("final: " + ", ".join(f"{k} {100 * v:.2f}%" if k != "loss" else f"loss {v:.5f}" for k, v in summary.items())
         + f" | total {total_s:.1f}s (compile {sum(compile_s.values()):.1f}s)")
-  if workdir is not None:
+  if workdir is not None and main:
     fileio.atomic_write_json(os.path.join(os.fspath(workdir), "metrics.json"), result)
   result["state"] = state
   result["embeddings"] = embeddings
