@@ -299,10 +299,13 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
     return top, top_s, jnp.bool_(False)
 
   ub = sweep(bound, sur, chunk_embeddings, visited)
-  # The barrier keeps XLA from rewriting top_k into a sort of the whole table (it does so when one
-  # element of the values is sliced out: 3 ms per iteration on CPU instead of 0.03).
-  ub_top, cand = jax.lax.optimization_barrier(jax.lax.top_k(ub, m + 1))
-  tau, cand = ub_top[m], jnp.sort(cand[:m])  # ascending index: ties go to the lowest index
+  _, cand = jax.lax.top_k(ub, m)
+  # tau = the largest bound outside the candidates (the (m+1)-th largest). Not read off top_k(ub, m + 1):
+  # using its values makes XLA:CPU rewrite the top_k into a sort of the whole table (3 ms per
+  # iteration instead of 0.03), and an optimization_barrier against that crashes the SPMD
+  # partitioner when the seeds are sharded over several devices.
+  tau = jnp.max(ub.at[cand].set(-jnp.inf))
+  cand = jnp.sort(cand)  # ascending index: ties go to the lowest index
   s_cand = jnp.where(visited[cand], -jnp.inf, exact(sur, embeddings[cand]))
   top_s, pos = jax.lax.top_k(s_cand, k)
   ok = top_s[k - 1] >= tau
@@ -310,9 +313,9 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
   def full(carry):
     # The barrier makes the pass depend on the carry, so that XLA cannot hoist
     # it out of the loop (it would then run on every call).
-    (sur_, chunks, visited_), _ = jax.lax.optimization_barrier(((sur, chunk_embeddings, visited), carry))
+    (sur_, chunks, visited_), (_, _, done) = jax.lax.optimization_barrier(((sur, chunk_embeddings, visited), carry))
     top_s, top = jax.lax.top_k(sweep(exact, sur_, chunks, visited_), k)
-    return top, top_s, jnp.bool_(True)
+    return top, top_s, ~done
 
   top, top_s, _ = jax.lax.while_loop(lambda c: ~c[2], full, (cand[pos], top_s, ok))
   return top, top_s, ok
