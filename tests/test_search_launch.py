@@ -18,7 +18,7 @@ from absl.testing import flagsaver
 
 from arch2vec_jax import embed
 from arch2vec_jax.benchmarks import csv_data
-from arch2vec_jax.search import dngo, env as env_lib, experiment, reinforce, runner
+from arch2vec_jax.search import dngo, env as env_lib, experiment, reinforce
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("launch_search", os.path.join(REPO, "launch", "search.py"))
