@@ -38,6 +38,8 @@ flags.DEFINE_string("reward", None, "NB201 CSV only: the reward column's suffix 
                     "test_200ep, a diagnostic search that sees the 200-epoch accuracies).")
 flags.DEFINE_string("embeddings", None, "embeddings.npz from launch/pretrain.py (needed by rl and bo).")
 flags.DEFINE_string("workdir", None, "Output folder (traces/, summary.json, curves.png).", required=True)
+flags.DEFINE_bool("merge", False, "Add the methods to the experiment already in --workdir (same space, dataset, "
+                  "reward, budget and --seed; e.g. an expensive method with fewer --seeds).")
 flags.DEFINE_integer("seed", 0, "Root seed (seed i uses key i of split(PRNGKey(seed), seeds)).")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many JAX devices and shard the seeds over them "
                      "(default: JAX's default, one).")
@@ -60,7 +62,11 @@ def main(argv):
     budget = experiment.make_budget(problem, FLAGS.budget, FLAGS.time_budget)
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
-  experiment.run_experiment(problem, methods, FLAGS.seeds, budget, FLAGS.workdir, seed=FLAGS.seed, command=command)
+  try:
+    experiment.run_experiment(problem, methods, FLAGS.seeds, budget, FLAGS.workdir, seed=FLAGS.seed, command=command,
+                              merge=FLAGS.merge)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":

@@ -213,3 +213,20 @@ def test_curves_and_trace_roundtrip(tmp_path):
   with pytest.raises(ValueError, match="unknown method"):
     experiment.parse_methods("rs,bogus")
   assert experiment.parse_methods(" rl, rs,rl ") == ("rl", "rs")
+
+
+def test_merge_adds_a_method_with_its_own_seed_count(data, tmp_path):
+  common = dict(space="nb201", benchmark=data["nb201"], dataset="cifar100", budget=QUERIES, workdir=tmp_path, seed=3)
+  _main(method="rs", seeds=SEEDS, **common)
+  before = np.load(tmp_path / "traces" / "rs.npz")["cell"]
+  _main(method="re", seeds=2, merge=True, **common)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert sorted(summary["methods"]) == ["re", "rs"] and summary["paper"] == {"rs": 71.04, "re": 71.84}
+  assert summary["methods"]["rs"]["seeds"] == SEEDS and summary["methods"]["re"]["seeds"] == 2
+  assert len(summary["commands"]) == 2 and "--merge" in summary["commands"][1] and "--method=rs" in summary["commands"][0]
+  np.testing.assert_array_equal(np.load(tmp_path / "traces" / "rs.npz")["cell"], before)  # kept, not rerun
+  assert experiment.format_summary(summary).splitlines()[0].endswith("over 2/4 seeds)")
+  with pytest.raises(app.UsageError, match="cannot merge: its budget"):
+    _main(method="re", seeds=2, merge=True, **{**common, "budget": QUERIES // 2})
+  with pytest.raises(app.UsageError, match="cannot merge: its dataset"):
+    _main(method="re", seeds=2, merge=True, **{**common, "dataset": "cifar10"})

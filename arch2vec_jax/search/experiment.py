@@ -475,7 +475,8 @@ def _fmt(entry: dict[str, float]) -> str:
 
 def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: int, budget: env_lib.Budget,
                    workdir: str | os.PathLike, seed: int = 0, configs: dict[str, Any] | None = None,
-                   command: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+                   command: str | None = None, log: Callable[[str], None] = print,
+                   merge: bool = False) -> dict[str, Any]:
   """Runs every method over all seeds (one compiled call each) and writes traces, summary and plot.
 
   Args:
@@ -489,9 +490,17 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     configs: optional method -> config overrides (default `runner.default_config`).
     command: the command line to record.
     log: where progress lines go.
+    merge: add these methods to the experiment already in `workdir` (its
+      summary.json and traces are kept; a method run again is replaced), e.g.
+      an expensive method with fewer seeds (each method records its own seed
+      count). The space, dataset, reward, budget and root seed must match.
 
   Returns:
     The summary (also written to summary.json).
+
+  Raises:
+    ValueError: on bad arguments, or with `merge` when the experiment in
+      `workdir` is a different one (naming the field that differs).
   """
   methods = parse_methods(methods)
   if num_seeds < 1:
@@ -521,10 +530,24 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     "machine": cli.machine_info(),
     "methods": {},
   }
-  if problem.space == "nb201":
-    summary["paper"] = {m: PAPER_NB201[m][problem.dataset] for m in methods}
   curves = {}
   x_kind = "cost" if budget.is_time else "queries"
+  old_path = os.path.join(workdir, "summary.json")
+  if merge and os.path.exists(old_path):
+    with open(old_path, encoding="utf-8") as f:
+      old = json.load(f)
+    for name in ("space", "dataset", "field", "budget", "seed", "optimum"):
+      if old.get(name) != summary[name]:
+        raise ValueError(f"{old_path}: cannot merge: its {name} is {old.get(name)!r}, this run's is {summary[name]!r}")
+    summary["commands"] = old.get("commands", [old.get("command")]) + [command]
+    summary["paper"] = old.get("paper", {})
+    for m, entry in old["methods"].items():
+      if m not in methods:
+        summary["methods"][m] = entry
+        trace, _ = load_trace(os.path.join(workdir, "traces", f"{m}.npz"))
+        curves[m] = curve(trace, problem.field, x=x_kind, optimum=problem.optimum, scale=scale)
+  if problem.space == "nb201":
+    summary.setdefault("paper", {}).update({m: PAPER_NB201[m][problem.dataset] for m in methods})
   for m in methods:
     config = (configs or {}).get(m, runner.default_config(m, problem.space))
     run = runner.make_search(m, config, problem.env, budget, problem.neighbours)
@@ -549,7 +572,8 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     fileio.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
     what = "test accuracy of the best-validation cell" if problem.field == "best_test" else "best validation accuracy"
     plot_curves(os.path.join(workdir, "curves.png"), curves,
-                title=f"{problem.space.upper()} {problem.dataset}: {what}, {num_seeds} seeds",
+                title=f"{problem.space.upper()} {problem.dataset}: {what}, "
+                      f"{'/'.join(sorted({str(e['seeds']) for e in summary['methods'].values()}))} seeds",
                 xlabel="simulated training time (s)" if budget.is_time else "queries",
                 ylabel=f"{what} (%)", optimum=problem.optimum * scale,
                 oracle=problem.oracle * scale if np.isfinite(problem.oracle) else None, log_x=budget.is_time)
@@ -561,13 +585,16 @@ def format_summary(summary: dict[str, Any]) -> str:
   """A table of the summary: per method, the value at each reported budget, and the paper's number."""
   kind = "cost" if summary["budget"]["time_s"] else "queries"
   points = list(next(iter(summary["methods"].values()))[kind]) if summary["methods"] else []
-  head = f"{summary['space']} {summary['dataset']} ({summary['field']}, %, mean +- std over {summary['seeds']} seeds)"
+  seeds = sorted({s.get("seeds", summary["seeds"]) for s in summary["methods"].values()}) or [summary["seeds"]]
+  head = (f"{summary['space']} {summary['dataset']} ({summary['field']}, %, mean +- std over "
+          f"{'/'.join(map(str, seeds))} seeds)")
   lines = [head, f"{'method':8s}" + "".join(f"{kind[:1] + '=' + p:>16s}" for p in points) + "   paper   compile/run s"]
   for m, s in summary["methods"].items():
     paper = summary.get("paper", {}).get(m)
     lines.append(f"{m:8s}" + "".join(f"{_fmt(s[kind][p]):>16s}" for p in points)
                  + (f"   {paper:5.2f}" if paper is not None else "        ")
-                 + f"   {s['time']['compile_s']:.1f}/{s['time']['run_s']:.1f}")
+                 + f"   {s['time']['compile_s']:.1f}/{s['time']['run_s']:.1f}"
+                 + (f"   ({s['seeds']} seeds)" if len(seeds) > 1 else ""))
   lines.append(f"table best {summary['optimum']:.2f}"
                + (f", best-validation cell {summary['oracle_best_valid_cell']:.2f}"
                   if summary.get("oracle_best_valid_cell") is not None else ""))
