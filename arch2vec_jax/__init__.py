@@ -8,6 +8,7 @@ Public API (import what you need from here or from the submodules):
   train        `TrainConfig`, `pretrain`, `make_train_step`, `make_train_epoch`
   embed        `encode(params, batch_stats, adjacency, ops)` -> [N, 16] embeddings
   metrics      reconstruction, validity and uniqueness
+  parallel     several devices: data mesh, replication, `jax.distributed` start-up
   analysis     predictive power, smoothness and pictures of embeddings
   search       compiled REINFORCE, DNGO/BLR Bayesian optimisation, baselines
 """
@@ -29,7 +30,7 @@ if os.environ.get("ARCH2VEC_XLA_DEFAULTS", "1") != "0":
 
 # Names resolved on first use (PEP 562), so that `import arch2vec_jax.spaces.nb101`
 # (e.g. in the hashing worker processes) does not import JAX and Flax.
-_SUBMODULES = ("analysis", "checkpoint", "embed", "fileio", "metrics", "model", "train", "search")
+_SUBMODULES = ("analysis", "checkpoint", "embed", "fileio", "metrics", "model", "parallel", "train", "search")
 _SPACES = ("darts", "nb101", "nb201")
 _ATTRIBUTES = {
   "BenchmarkTable": "arch2vec_jax.benchmarks.table",
@@ -83,6 +84,7 @@ __all__ = [
   "model",
   "nb101",
   "nb201",
+  "parallel",
   "pretrain",
   "save_embeddings",
   "search",

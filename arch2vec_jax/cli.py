@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from absl import flags
 
-__all__ = ["command_line", "machine_info"]
+__all__ = ["command_line", "machine_info", "define_device_flags", "setup_devices"]
 
 
 def command_line(script: str, flag_values: flags.FlagValues = flags.FLAGS) -> str:
@@ -68,3 +68,48 @@ def machine_info() -> dict[str, Any]:
     "xla_flags": os.environ.get("XLA_FLAGS", ""),
     "load_average": list(os.getloadavg()),
   }
+
+
+def define_device_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines --cpu_devices, --distributed, --coordinator_address, --num_processes, --process_id.
+
+  Call at import time of a launcher; call `setup_devices` first thing in its
+  `main`, before anything touches JAX.
+  """
+  flags.DEFINE_integer("cpu_devices", None, "Split the host CPU into this many JAX devices (jax_num_cpu_devices; "
+                       "the same as XLA_FLAGS=--xla_force_host_platform_device_count=N). Default: JAX's (one).",
+                       flag_values=flag_values)
+  flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize before any other JAX use; "
+                    "the mesh then spans the devices of every process. Without the three flags below JAX detects "
+                    "the cluster (SLURM, Open MPI, Cloud TPU, JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
+                    "JAX_PROCESS_ID).", flag_values=flag_values)
+  flags.DEFINE_string("coordinator_address", None, "With --distributed: 'host:port' of process 0.",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("num_processes", None, "With --distributed: processes in the job.", flag_values=flag_values)
+  flags.DEFINE_integer("process_id", None, "With --distributed: this process's index (0 .. num_processes - 1).",
+                       flag_values=flag_values)
+
+
+def setup_devices(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Applies the flags of `define_device_flags`; must run before any other JAX use.
+
+  Raises:
+    ValueError: for bad values (naming the flag), or multi-host flags without --distributed.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+
+  from arch2vec_jax import parallel  # pylint: disable=import-outside-toplevel
+
+  fv = flag_values
+  if fv.cpu_devices is not None:
+    if fv.cpu_devices < 1:
+      raise ValueError(f"--cpu_devices must be >= 1, got {fv.cpu_devices}")
+    jax.config.update("jax_num_cpu_devices", fv.cpu_devices)
+  multi = {"coordinator_address": fv.coordinator_address, "num_processes": fv.num_processes,
+           "process_id": fv.process_id}
+  if not fv.distributed:
+    given = [f"--{k}" for k, v in multi.items() if v is not None]
+    if given:
+      raise ValueError(f"{', '.join(given)} given without --distributed")
+    return
+  parallel.initialize_distributed(**multi)

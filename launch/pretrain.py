@@ -12,6 +12,16 @@ reconstruction, prior validity / uniqueness, graphs/s) and a final summary;
 writes `metrics.json`, `embeddings.npz` and `checkpoints/` in `--workdir`.
 `--resume` continues an interrupted run from its newest checkpoint and ends
 exactly as the uninterrupted run would. All logic lives in `arch2vec_jax.train`.
+
+Several devices: data parallel over every device JAX sees (default; `--num_devices
+N` for fewer; the global `--batch_size` must be a multiple of N). Multi-host:
+run the same command in every process with `--distributed` (and
+`--coordinator_address host:port --num_processes P --process_id i` unless JAX
+detects the cluster); process 0 writes the files.
+
+  python launch/pretrain.py --space nb201 --cpu_devices 8 --workdir workdir/nb201_8dev
+  python launch/pretrain.py --space nb201 --distributed --coordinator_address 10.0.0.1:1234 \
+      --num_processes 2 --process_id 0 --batch_size 64 --workdir /shared/nb201   # and --process_id 1 on the other
 """
 
 
@@ -19,6 +29,7 @@ from absl import app, flags
 
 from arch2vec_jax import cli
 from arch2vec_jax import model as model_lib
+from arch2vec_jax import parallel
 from arch2vec_jax import train
 
 FLAGS = flags.FLAGS
@@ -47,6 +58,9 @@ flags.DEFINE_enum("aggregation", "dense", list(model_lib.AGGREGATIONS),
                   "Neighbour sum: dense batched A @ X (fast on CPU) or Jraph segment_sum.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Newest checkpoints kept.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --workdir/checkpoints.")
+flags.DEFINE_integer("num_devices", None, "Data parallelism: split each step's global batch over this many devices "
+                     "(default: every device JAX sees, over all processes; the batch size must be a multiple).")
+cli.define_device_flags()
 
 
 def config_from_flags() -> train.TrainConfig:
@@ -73,6 +87,7 @@ def config_from_flags() -> train.TrainConfig:
     darts_seed=FLAGS.darts_seed,
     keep_checkpoints=FLAGS.keep_checkpoints,
     embed_include_padding=FLAGS.embed_include_padding,
+    num_devices=FLAGS.num_devices,
     model=model,
   )
 
@@ -81,7 +96,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
+    cli.setup_devices()
     config = config_from_flags()
+    parallel.check_batch_size(config.batch_size, parallel.resolve_num_devices(config.num_devices))
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   command = cli.command_line("launch/pretrain.py")

@@ -1,0 +1,237 @@
+"""Runs in a subprocess with 8 forced CPU devices (tests/test_sharding.py); prints one JSON line of results.
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_checks.py train|pretrain|search|distributed
+
+Each check computes the same thing on one device and sharded over several
+devices of this process and reports the largest differences (and the values
+the parent test asserts on); the parent process keeps its single CPU device.
+'distributed PORT' first calls `jax.distributed.initialize` with a localhost
+coordinator (one process) and pre-trains over the global mesh.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+from arch2vec_jax import parallel  # first: the package sets its XLA defaults on import
+
+if __name__ == "__main__" and sys.argv[1] == "distributed":
+  parallel.initialize_distributed(f"localhost:{sys.argv[2]}", num_processes=1, process_id=0)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from arch2vec_jax import model as model_lib  # noqa: E402
+from arch2vec_jax import train  # noqa: E402
+from arch2vec_jax.spaces import nb201  # noqa: E402
+
+TINY = model_lib.ModelConfig(hidden=16, latent=4, layers=2)
+
+
+def _cells(num, seed=0):
+  adj, ops = nb201.all_cells()
+  idx = np.random.default_rng(seed).choice(len(ops), num, replace=False)
+  return adj[idx], ops[idx]
+
+
+def _max_rel(a, b):
+  """max |a - b| / (max |b| + 1e-30) over the leaves of two pytrees (each leaf scaled by its own max)."""
+  out = 0.0
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    out = max(out, float(np.max(np.abs(x - y)) / (np.max(np.abs(y)) + 1e-30)))
+  return out
+
+
+def _max_abs(a, b):
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _is_pre_bn_bias(path) -> bool:
+  """The biases of the GIN MLP's two Linear layers, each followed by a BatchNorm that subtracts its batch mean.
+
+  Their true gradient is exactly 0; what backprop gives is float rounding
+  noise (~1e-8), which Adam scales to steps of up to lr, with a sign that
+  depends on the order of the float additions. They are the only parameters
+  that do not agree to float tolerance between differently partitioned runs
+  (and they do not change the training loss).
+  """
+  keys = [getattr(k, "key", None) for k in path]
+  return len(keys) >= 3 and str(keys[0]).startswith("gin_") and keys[1] in ("mlp_0", "mlp_1") and keys[2] == "bias"
+
+
+def _compare_params(a, b):
+  """{'rel': max per-leaf relative difference over every parameter but the pre-BN biases, 'pre_bn_bias_abs'}."""
+  rel, bias = 0.0, 0.0
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    if _is_pre_bn_bias(path):
+      bias = max(bias, _max_abs(x, y))
+    else:
+      rel = max(rel, _max_rel(x, y))
+  return {"rel": rel, "pre_bn_bias_abs": bias}
+
+
+def _compare_bn(a, b):
+  """{'var_rel', 'mean_abs'} of BatchNorm running statistics (the running means carry the pre-BN biases)."""
+  pick = lambda t, name: [x for p, x in jax.tree_util.tree_leaves_with_path(t)  # noqa: E731
+                          if getattr(p[-1], "key", None) == name]
+  return {"var_rel": _max_rel(pick(a, "var"), pick(b, "var")), "mean_abs": _max_abs(pick(a, "mean"), pick(b, "mean"))}
+
+
+def check_train():
+  """Two compiled epochs (40 cells, batch 16: 3 steps, the last padded) on 1, 2 and 8 devices; one step too."""
+  config = train.TrainConfig(space="nb201", batch_size=16, model=TINY)
+  model = train.create_model(len(nb201.OPS), config.model)
+  tx = train.create_optimizer(config)
+  adj, ops = _cells(40)
+  host = train.Dataset(adj, ops, model_lib.count_nodes(ops).astype(np.int32))
+
+  def run(mesh):
+    state = train.create_train_state(model, tx, jax.random.PRNGKey(0), nb201.NUM_NODES)
+    data = train.Dataset(*jax.device_put(tuple(host))) if mesh is None else parallel.replicate(host, mesh)
+    if mesh is not None:
+      state = parallel.replicate(state, mesh)
+    fn = train.jit_train_epoch(train.make_train_epoch(model, tx, batch_size=16, num_train=40, mesh=mesh), mesh)
+    all_stats = []
+    for e in range(2):
+      state, stats = fn(state, data, jnp.int32(e))
+      all_stats.append(stats)
+    shardings = {str(x.sharding.spec) if hasattr(x.sharding, "spec") else "single"
+                 for x in jax.tree.leaves(state.params)}
+    return jax.device_get(parallel.local_value(state)), jax.device_get(parallel.local_value(all_stats)), shardings
+
+  ref_state, ref_stats, _ = run(None)
+  out = {"num_devices": jax.device_count(), "epochs": {}}
+  for n in (2, 8):
+    state, stats, shardings = run(parallel.data_mesh(n))
+    out["epochs"][str(n)] = {
+      "params": _compare_params(state.params, ref_state.params),
+      "batch_stats": _compare_bn(state.batch_stats, ref_state.batch_stats),
+      "opt_state_rel": _max_rel(state.opt_state, ref_state.opt_state),
+      "loss_rel": _max_rel([s["loss"] for s in stats], [s["loss"] for s in ref_stats]),
+      "mu_sum_rel": _max_rel([s["mu_sum"] for s in stats], [s["mu_sum"] for s in ref_stats]),
+      "step": int(state.step),
+      "param_shardings": sorted(shardings),
+      "moved": _max_abs(state.params, train.create_train_state(model, tx, jax.random.PRNGKey(0),
+                                                                 nb201.NUM_NODES).params),
+    }
+  # One step jitted with the batch sharded by `in_shardings` (no constraints inside the step).
+  mesh = parallel.data_mesh(8)
+  step = train.make_train_step(model, tx)
+  state0 = train.create_train_state(model, tx, jax.random.PRNGKey(1), nb201.NUM_NODES)
+  batch = (adj[:16], ops[:16], model_lib.count_nodes(ops[:16]).astype(np.int32), np.ones(16, bool))
+  ref = jax.device_get(jax.jit(step)(state0, *batch))
+  rep, bat = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  sharded = jax.jit(step, in_shardings=(rep, bat, bat, bat, bat), out_shardings=rep)(state0, *batch)
+  sharded = jax.device_get(parallel.local_value(sharded))
+  out["step"] = {"params": _compare_params(sharded[0].params, ref[0].params),
+                 "batch_stats": _compare_bn(sharded[0].batch_stats, ref[0].batch_stats),
+                 "loss_rel": _max_rel(sharded[1]["loss"], ref[1]["loss"])}
+  return out
+
+
+def check_pretrain():
+  """`train.pretrain` with num_devices 8 vs 1 (2 epochs, metrics, embeddings), a resume across device counts, errors."""
+  cells = _cells(96, seed=2)
+  base = dict(space="nb201", epochs=2, batch_size=16, num_prior_samples=200, seed=3, model=TINY)
+  out = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    runs = {}
+    for n in (1, 8):
+      runs[n] = train.pretrain(train.TrainConfig(**base, num_devices=n), os.path.join(tmp, str(n)), log=None,
+                               cells=cells)
+    one, eight = runs[1], runs[8]
+    keys = ("loss", "loss_ops", "loss_adj", "kl", "ops_acc", "adj_acc", "exact_acc", "validity", "uniqueness")
+    out["history"] = {k: [[e[k] for e in one["epochs"]], [e[k] for e in eight["epochs"]]] for k in keys}
+    out["params"] = _compare_params(jax.device_get(parallel.local_value(eight["state"].params)),
+                                    jax.device_get(one["state"].params))
+    out["embeddings_abs"] = float(np.max(np.abs(eight["embeddings"] - one["embeddings"])))
+    out["parallel"] = [one["parallel"], eight["parallel"]]
+    out["state_devices"] = len(jax.tree.leaves(eight["state"].params)[0].sharding.device_set)
+    with open(os.path.join(tmp, "8", "metrics.json")) as f:
+      out["written_parallel"] = json.load(f)["parallel"]
+    # Resume: epoch 0 on 8 devices (checkpointed), interrupted in epoch 1, which reruns on 4 devices.
+    work = os.path.join(tmp, "resume")
+
+    def stop_in_epoch_1(line):
+      if line.startswith("epoch   1"):  # epoch 0 is checkpointed, epoch 1 is not
+        raise KeyboardInterrupt
+
+    try:
+      train.pretrain(train.TrainConfig(**base, num_devices=8), work, log=stop_in_epoch_1, cells=cells)
+    except KeyboardInterrupt:
+      pass
+    resumed = train.pretrain(train.TrainConfig(**base, num_devices=4), work, resume=True, log=None, cells=cells)
+    out["resumed_at"] = resumed["timings"]["resumed_at_epoch"]
+    out["resume_loss"] = [[e["loss"] for e in resumed["epochs"]], [e["loss"] for e in one["epochs"]]]
+    out["resume_params"] = _compare_params(jax.device_get(parallel.local_value(resumed["state"].params)),
+                                           jax.device_get(one["state"].params))
+  errors = {}
+  for name, kwargs in {"batch": dict(base, batch_size=12, num_devices=8),
+                       "too_many": dict(base, num_devices=9)}.items():
+    try:
+      train.pretrain(train.TrainConfig(**kwargs), None, log=None, cells=cells, save_embeddings=False)
+      errors[name] = None
+    except ValueError as e:
+      errors[name] = str(e)
+  out["errors"] = errors
+  return out
+
+
+def check_search():
+  """Every method, 5 seeds (not a multiple of 8: padded), sharded over 8 devices vs one device."""
+  from arch2vec_jax.search import baselines, dngo, reinforce, runner  # pylint: disable=import-outside-toplevel
+  from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  n, d = 96, 4
+  emb = rng.normal(size=(n, d)).astype(np.float32)
+  reward = 0.9 - 0.05 * np.sum((emb - 0.5) ** 2, axis=1) / d + 0.01 * rng.normal(size=n)
+  env = env_lib.make_env(reward, reward + 0.005 * rng.normal(size=n), rng.uniform(10, 20, size=n), emb)
+  neighbours = np.stack([rng.choice(n, 6, replace=False) for _ in range(n)]).astype(np.int32)
+  configs = {
+    "rs": (None, 10),
+    "re": (baselines.REConfig(population_size=4, sample_size=2), 12),
+    "rl": (reinforce.ReinforceConfig(hidden_dim=8, episode_length=4), 8),
+    "bo": (dngo.BOConfig(num_init=3, hidden_dim=8, num_epochs=3, batch_size=2, num_candidates=4, bound_rank=2,
+                         hyper_levels=1, predict_chunk=32), 6),
+  }
+  keys = jax.random.split(jax.random.PRNGKey(42), 5)
+  out = {}
+  for method, (config, queries) in configs.items():
+    run = runner.make_search(method, config, env, env_lib.Budget(queries), neighbours)
+    single = jax.device_get(runner.run_seeds(run, keys, devices=jax.devices()[:1]))
+    sharded_out = runner.run_seeds(run, keys)  # every device: 5 seeds padded to 8
+    sharded = jax.device_get(sharded_out)
+    out[method] = {
+      "shape": list(np.asarray(sharded.cell).shape),
+      "cells_equal": bool(np.array_equal(single.cell, sharded.cell)),
+      "max_abs": {f: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+                  for f, a, b in zip(env_lib.Trace._fields, single, sharded)},
+      "distinct_seeds": bool(len({tuple(c) for c in np.asarray(sharded.cell).tolist()}) == 5),
+    }
+  return out
+
+
+def check_distributed():
+  """After `jax.distributed.initialize` (one process, localhost coordinator): pre-training over the global mesh."""
+  cells = _cells(64, seed=4)
+  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=100, model=TINY)
+  with tempfile.TemporaryDirectory() as tmp:
+    result = train.pretrain(config, tmp, log=None, cells=cells)
+    written = sorted(os.listdir(tmp))
+  ref = train.pretrain(train.TrainConfig(**{**config.__dict__, "num_devices": 1}), None, log=None, cells=cells)
+  return {"process_count": jax.process_count(), "device_count": jax.device_count(),
+          "parallel": result["parallel"], "written": written,
+          "loss": [result["epochs"][0]["loss"], ref["epochs"][0]["loss"]],
+          "params": _compare_params(jax.device_get(parallel.local_value(result["state"].params)),
+                                    jax.device_get(ref["state"].params))}
+
+
+CHECKS = {"train": check_train, "pretrain": check_pretrain, "search": check_search, "distributed": check_distributed}
+
+if __name__ == "__main__":
+  print("RESULT " + json.dumps(CHECKS[sys.argv[1]]()), flush=True)
