@@ -52,6 +52,8 @@ flags.DEFINE_list("parts", list(PARTS), f"Parts to run, of {','.join(PARTS)}.")
 flags.DEFINE_list("search_methods", ["rl", "bo"], "Search methods to time (rl, bo, rs, re).")
 flags.DEFINE_list("search_seeds", ["1", "8", "64", "500"], "Seed counts to time.")
 flags.DEFINE_integer("search_queries", 100, "Queries per search.")
+flags.DEFINE_float("search_max_s", None, "Skip a method's larger seed counts whose run time, extrapolated linearly "
+                   "from its previous seed count, exceeds this (recorded as skipped with the estimate).")
 flags.DEFINE_string("search_benchmark", "../shared/data/nb201_accuracies.csv", "NB201 table for the search part.")
 flags.DEFINE_string("search_embeddings", "workdir/nb201/embeddings.npz",
                     "embeddings.npz for RL/BO (if absent: this benchmark's own embeddings of every NB201 cell).")
@@ -245,8 +247,16 @@ def main(argv):
       problem, source = _search_problem(emb, space)
       search_rows = []
       for m in FLAGS.search_methods:
+        last = None
         for s in search_seeds:
-          row = bench_search(problem, m, s, FLAGS.search_queries)
+          if FLAGS.search_max_s is not None and last is not None:
+            estimate = min(last["run_s"]) * s / last["seeds"]
+            if estimate > FLAGS.search_max_s:
+              search_rows.append({"method": m, "seeds": s, "queries": FLAGS.search_queries,
+                                  "skipped": f"estimated {estimate:.0f} s > --search_max_s {FLAGS.search_max_s:g}"})
+              print(f"  {m} {s:4d} seeds: skipped ({search_rows[-1]['skipped']})", flush=True)
+              continue
+          row = last = bench_search(problem, m, s, FLAGS.search_queries)
           search_rows.append(row)
           print(f"  {m} {s:4d} seeds x {FLAGS.search_queries} queries: {row['seed_queries_per_s']:>10,.0f} "
                 f"seed-queries/s  run {min(row['run_s']):.2f}s  compile {row['compile_s']:.1f}s  "
@@ -275,6 +285,10 @@ def _print_table(result):
     lines.append(f"| embedding | {result['embedding']['cells']:,} cells | {result['embedding']['cells_per_s']:,.0f} "
                  f"cells/s | | |")
   for r in (result.get("search") or {}).get("rows", []):
+    if "skipped" in r:
+      lines.append(f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries | skipped: {r['skipped']} "
+                   "| | |")
+      continue
     lines.append(f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries, {r['devices']} device(s) | "
                  f"{r['seed_queries_per_s']:,.0f} seed-queries/s | {r['compile_s']:.1f} | |")
   print("\n".join(lines))

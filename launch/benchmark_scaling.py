@@ -71,6 +71,8 @@ def main(argv):
   search = {}
   for n in counts:
     for r in (runs[n].get("search") or {}).get("rows", []):
+      if "skipped" in r:
+        continue
       search.setdefault(f"{r['method']} {r['seeds']} seeds", {})[str(n)] = r["seed_queries_per_s"]
   result = {
     "command": cli.command_line("launch/benchmark_scaling.py"),
