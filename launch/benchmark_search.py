@@ -152,8 +152,8 @@ def main(argv):
     "calibration_start": _calibration(),
     "methods": {},
   }
-  print(f"backend {result['backend']} ({dev.device_kind}, {jax.device_count()} devices), NB201 {problem.dataset}, "
-        f"{FLAGS.seeds} seeds x {FLAGS.budget} queries; load average {result['load_average_at_start']}")
+  print(f"backend {result['machine']['backend']} ({dev.device_kind}, {jax.device_count()} devices), "
+        f"NB201 {problem.dataset}, {FLAGS.seeds} seeds x {FLAGS.budget} queries; load average {result['load_average_at_start']}")
   keys = jax.random.split(jax.random.PRNGKey(0), FLAGS.seeds)
   for m in methods:
     config = runner.default_config(m, "nb201")

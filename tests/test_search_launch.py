@@ -9,6 +9,8 @@ projection of each cell's one-hot operations). Searches are small (few seeds,
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -230,3 +232,20 @@ def test_merge_adds_a_method_with_its_own_seed_count(data, tmp_path):
     _main(method="re", seeds=2, merge=True, **{**common, "budget": QUERIES // 2})
   with pytest.raises(app.UsageError, match="cannot merge: its dataset"):
     _main(method="re", seeds=2, merge=True, **{**common, "dataset": "cifar10"})
+
+
+def test_benchmark_search_runs_and_records(data, tmp_path):
+  """launch/benchmark_search.py end to end on a tiny problem (a subprocess: its flags share names with search.py's)."""
+  out = tmp_path / "bench.json"
+  cmd = [sys.executable, os.path.join(REPO, "launch", "benchmark_search.py"), f"--benchmark={data['nb201']}",
+         f"--embeddings={data['emb201']}", "--method=rs,re", "--seeds=3", "--budget=12", "--max_loop_s=30",
+         "--nobo_parts", f"--out={out}"]
+  env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert result["command"].startswith("python launch/benchmark_search.py") and result["machine"]["backend"] == "cpu"
+  for m in ("rs", "re"):
+    row = result["methods"][m]
+    assert row["loop_equals_batched"] and row["loop"]["seeds_run"] == 3 and not row["loop"]["extrapolated"]
+    assert row["batched_s"] > 0 and row["compile_s"] > 0
