@@ -36,6 +36,8 @@ __all__ = [
   "replicated",
   "batch_sharded",
   "replicate",
+  "shard_leading",
+  "to_host",
   "local_value",
   "is_main_process",
   "mesh_info",
@@ -158,6 +160,34 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 
   return jax.tree.map(put, tree)
+
+
+def shard_leading(x: Any, mesh: Mesh) -> jax.Array:
+  """`x` (a host or device array, identical on every process) with its leading axis split over `mesh`'s axis.
+
+  Uses `jax.make_array_from_callback`, so it works when the mesh spans several
+  processes. Typed PRNG keys are placed through their key data.
+  """
+  sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+  if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    impl = jax.random.key_impl(x)
+    data = np.asarray(jax.random.key_data(x))
+    placed = jax.make_array_from_callback(data.shape, sharding, lambda idx: data[idx])
+    return jax.random.wrap_key_data(placed, impl=impl)
+  host = np.asarray(x)
+  return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+
+def to_host(tree: Any) -> Any:
+  """NumPy copies of a pytree of arrays; arrays sharded over several processes are gathered from all of them."""
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+  return jax.tree.map(one, tree)
 
 
 def local_value(tree: Any) -> Any:

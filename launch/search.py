@@ -13,10 +13,12 @@ validation accuracy as regret against the table's best where the table has no
 test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
 `summary.json` (mean +- std at several budgets, timings, the command) and
 `curves.png` into `--workdir`. All logic lives in `arch2vec_jax.search.experiment`.
+
+Several devices: the seeds are sharded over every device JAX sees (`--cpu_devices 2`
+uses both cores of a 2-core CPU); multi-host: the same command in every process with
+`--distributed` (see README, "Multiple devices"); process 0 writes the files.
 """
 
-
-import jax
 from absl import app, flags
 
 from arch2vec_jax import cli
@@ -41,17 +43,15 @@ flags.DEFINE_string("workdir", None, "Output folder (traces/, summary.json, curv
 flags.DEFINE_bool("merge", False, "Add the methods to the experiment already in --workdir (same space, dataset, "
                   "reward, budget and --seed; e.g. an expensive method with fewer --seeds).")
 flags.DEFINE_integer("seed", 0, "Root seed (seed i uses key i of split(PRNGKey(seed), seeds)).")
-flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many JAX devices and shard the seeds over them "
-                     "(default: JAX's default, one).")
+cli.define_device_flags()  # --cpu_devices (seeds sharded over the split CPU), --distributed (multi-host)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   command = cli.command_line("launch/search.py")
-  if FLAGS.cpu_devices is not None:
-    jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)
   try:
+    cli.setup_devices()
     methods = experiment.parse_methods(FLAGS.method)
     if FLAGS.seeds < 1:
       raise ValueError(f"--seeds must be >= 1, got {FLAGS.seeds}")

@@ -224,7 +224,8 @@ def check_distributed():
     result = train.pretrain(config, tmp, log=None, cells=cells)
     written = sorted(os.listdir(tmp))
   ref = train.pretrain(train.TrainConfig(**{**config.__dict__, "num_devices": 1}), None, log=None, cells=cells)
-  return {"process_count": jax.process_count(), "device_count": jax.device_count(),
+  search = check_search()  # the seeds sharded over the global mesh (placed and gathered across processes)
+  return {"process_count": jax.process_count(), "device_count": jax.device_count(), "search": search,
           "parallel": result["parallel"], "written": written,
           "loss": [result["epochs"][0]["loss"], ref["epochs"][0]["loss"]],
           "params": _compare_params(jax.device_get(parallel.local_value(result["state"].params)),

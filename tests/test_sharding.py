@@ -116,3 +116,5 @@ def test_distributed_initialize_one_process():
   assert r["written"] == ["checkpoints", "embeddings.npz", "metrics.json"]
   assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5)
   assert r["params"]["rel"] < 1e-5
+  for method, m in r["search"].items():  # seeds sharded over the global mesh equal one device
+    assert m["shape"][0] == 5 and m["cells_equal"] and max(m["max_abs"].values()) <= 1e-6, method

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 import jax
 import numpy as np
 
-from arch2vec_jax import cli
+from arch2vec_jax import cli, parallel
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax.benchmarks import loader
@@ -281,7 +281,7 @@ def timed_run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array) -> tuple[A
   out = jax.block_until_ready(compiled(placed))
   t2 = time.perf_counter()
   times = {"compile_s": compiled.compile_s, "run_s": t2 - t1, "devices": jax.device_count()}
-  return jax.tree.map(lambda a: np.asarray(a)[:num], out), times
+  return jax.tree.map(lambda a: a[:num], parallel.to_host(out)), times
 
 
 class _Compiled:
@@ -313,7 +313,7 @@ def compile_seeds(run: Callable[[jax.Array], Any], keys: jax.Array,
     if pad:
       keys = jax.numpy.concatenate([keys, jax.numpy.repeat(keys[-1:], pad, axis=0)])
     mesh = jax.sharding.Mesh(np.asarray(devices), ("seeds",))
-    keys = jax.device_put(keys, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds")))
+    keys = parallel.shard_leading(keys, mesh)
     fn = runner.batched_run(run, mesh)
   compiled = fn.lower(keys).compile()
   return _Compiled(compiled, time.perf_counter() - t0), keys, num
@@ -511,7 +511,10 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     if m == "re" and problem.neighbours is None:
       raise ValueError("method 're' needs the mutation neighbours: load the problem with 're' in its methods")
   workdir = os.fspath(workdir)
-  os.makedirs(os.path.join(workdir, "traces"), exist_ok=True)
+  # Several processes (multi-host): every process runs its share of the seeds; process 0 writes.
+  write = parallel.is_main_process()
+  if write:
+    os.makedirs(os.path.join(workdir, "traces"), exist_ok=True)
   at_q, at_c = query_points(budget), cost_points(budget)
   keys = jax.random.split(jax.random.PRNGKey(seed), int(num_seeds))
   scale = 100.0
@@ -554,9 +557,10 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     log(f"[{m}] {num_seeds} seeds x {budget.max_queries} query slots"
         + (f" (time budget {budget.max_cost:g} s)" if budget.is_time else "") + ": compiling ...")
     trace, times = timed_run_seeds(run, keys)
-    save_trace(os.path.join(workdir, "traces", f"{m}.npz"), trace, keys,
-               {"method": m, "config": _config_dict(config), "space": problem.space, "dataset": problem.dataset,
-                "budget": summary["budget"], "seed": int(seed), "field": problem.field})
+    if write:
+      save_trace(os.path.join(workdir, "traces", f"{m}.npz"), trace, keys,
+                 {"method": m, "config": _config_dict(config), "space": problem.space, "dataset": problem.dataset,
+                  "budget": summary["budget"], "seed": int(seed), "field": problem.field})
     s = runner.summarize(trace, at_queries=at_q, at_cost=at_c, field=problem.field, optimum=problem.optimum,
                          scale=scale)
     s["config"] = _config_dict(config)
@@ -569,6 +573,8 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
         f"{at['regret_mean']:.3f} % (mean over {num_seeds} seeds)")
     # Written after every method, so that an interrupted run keeps what is done.
     summary["machine"]["load_average_at_end"] = list(os.getloadavg())
+    if not write:
+      continue
     fileio.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
     what = "test accuracy of the best-validation cell" if problem.field == "best_test" else "best validation accuracy"
     plot_curves(os.path.join(workdir, "curves.png"), curves,

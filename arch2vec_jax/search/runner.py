@@ -21,8 +21,9 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
+from arch2vec_jax import parallel
 from arch2vec_jax.search import baselines, dngo, reinforce
 from arch2vec_jax.search import env as env_lib
 
@@ -128,8 +129,9 @@ def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequenc
   if pad:
     keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
   mesh = Mesh(np.asarray(devices), ("seeds",))
-  keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("seeds")))
-  out = batched_run(run, mesh)(keys)
+  out = batched_run(run, mesh)(parallel.shard_leading(keys, mesh))
+  if not all(a.is_fully_addressable for a in jax.tree.leaves(out)):  # several processes: gather to every host
+    return jax.tree.map(lambda a: a[:num], parallel.to_host(out))
   return jax.tree.map(lambda a: a[:num], out)
 
 
