@@ -210,6 +210,11 @@ def test_curves_and_trace_roundtrip(tmp_path):
   assert meta == {"method": "rs"} and np.load(tmp_path / "t.npz")["seed_keys"].shape == (2, 2)
   for a, b in zip(trace, back):
     np.testing.assert_array_equal(a, b)
+  # Slots no seed used (a time budget's spare room) are not written.
+  spare = env_lib.Trace(*(np.concatenate([a, a[:, -1:]], axis=1) for a in trace))._replace(
+    mask=np.concatenate([trace.mask, np.zeros((2, 1), bool)], axis=1))
+  experiment.save_trace(tmp_path / "s.npz", spare)
+  np.testing.assert_array_equal(experiment.load_trace(tmp_path / "s.npz")[0].cell, trace.cell)
   experiment.plot_curves(tmp_path / "c.png", {"rs": c}, "t", "queries", "acc", optimum=90.0, oracle=80.0)
   assert (tmp_path / "c.png").stat().st_size > 1000
   with pytest.raises(ValueError, match="unknown method"):

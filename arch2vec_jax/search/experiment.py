@@ -324,9 +324,13 @@ def save_trace(path: str | os.PathLike, trace: env_lib.Trace, keys: np.ndarray |
   """Writes per-seed traces ([S, T] fields of `Trace`) as a compressed `.npz` (atomic).
 
   Keys: the `Trace` fields, `seed_keys` (uint32 [S, 2] raw PRNG keys, if given)
-  and `meta` (a JSON string).
+  and `meta` (a JSON string). The slots after the last one any seed used (a
+  time budget reserves room for the most queries the cheapest cells could buy)
+  are dropped: they are masked in every seed and carry nothing.
   """
-  arrays = {name: np.asarray(getattr(trace, name)) for name in env_lib.Trace._fields}
+  used = np.flatnonzero(np.asarray(trace.mask).any(axis=0))
+  slots = int(used[-1]) + 1 if used.size else 0
+  arrays = {name: np.asarray(getattr(trace, name))[:, :slots] for name in env_lib.Trace._fields}
   if keys is not None:
     if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
       keys = jax.random.key_data(keys)
