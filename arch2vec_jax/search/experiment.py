@@ -330,13 +330,24 @@ def save_trace(path: str | os.PathLike, trace: env_lib.Trace, keys: np.ndarray |
   """
   used = np.flatnonzero(np.asarray(trace.mask).any(axis=0))
   slots = int(used[-1]) + 1 if used.size else 0
-  arrays = {name: np.asarray(getattr(trace, name))[:, :slots] for name in env_lib.Trace._fields}
+  arrays = {name: _smallest_int(np.asarray(getattr(trace, name))[:, :slots]) for name in env_lib.Trace._fields}
   if keys is not None:
     if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
       keys = jax.random.key_data(keys)
     arrays["seed_keys"] = np.asarray(keys)
   arrays["meta"] = np.str_(json.dumps(meta or {}, sort_keys=True, default=str))
   fileio.atomic_save_npz(path, **arrays)
+
+
+def _smallest_int(a: np.ndarray) -> np.ndarray:
+  """An integer array in the smallest signed dtype that holds its values (files stay small); others unchanged."""
+  if a.dtype.kind != "i" or not a.size:
+    return a
+  for dtype in (np.int8, np.int16):
+    info = np.iinfo(dtype)
+    if info.min <= a.min() and a.max() <= info.max:
+      return a.astype(dtype)
+  return a
 
 
 def load_trace(path: str | os.PathLike) -> tuple[env_lib.Trace, dict[str, Any]]:
@@ -346,7 +357,8 @@ def load_trace(path: str | os.PathLike) -> tuple[env_lib.Trace, dict[str, Any]]:
   if missing:
     raise ValueError(f"{os.fspath(path)}: not a search trace (missing {sorted(missing)})")
   meta = json.loads(str(data["meta"])) if "meta" in data else {}
-  return env_lib.Trace(*(data[name] for name in env_lib.Trace._fields)), meta
+  fields = (data[name].astype(np.int32) if data[name].dtype.kind == "i" else data[name] for name in env_lib.Trace._fields)
+  return env_lib.Trace(*fields), meta
 
 
 def curve(trace: env_lib.Trace, field: str = "best_test", x: str = "queries", grid: Sequence[float] | None = None,
