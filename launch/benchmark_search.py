@@ -38,7 +38,7 @@ flags.DEFINE_integer("seeds", 500, "Seeds in the batched call (and in the loop, 
 flags.DEFINE_integer("budget", 100, "Queries per search.")
 flags.DEFINE_float("max_loop_s", 120.0, "Stop a Python loop over seeds after this many seconds and extrapolate.")
 flags.DEFINE_bool("bo_parts", True, "Also time the parts of one BO iteration.")
-flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many JAX devices (seeds sharded over them).")
+cli.define_device_flags()  # --cpu_devices N: the seeds sharded over the CPU split into N devices
 flags.DEFINE_string("out", None, "Output JSON (default results/benchmarks/search-<backend>.json).")
 
 
@@ -132,9 +132,8 @@ def bo_parts(env: env_lib.SearchEnv, config: dngo.BOConfig, budget: int, sizes=(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if FLAGS.cpu_devices is not None:
-    jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)
   try:
+    cli.setup_devices()
     methods = experiment.parse_methods(FLAGS.method)
     problem = experiment.load_problem("nb201", FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods)
   except (ValueError, FileNotFoundError) as e:
