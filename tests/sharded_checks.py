@@ -183,25 +183,14 @@ def check_pretrain():
 
 def check_search():
   """Every method, 5 seeds (not a multiple of 8: padded), sharded over 8 devices vs one device."""
-  from arch2vec_jax.search import baselines, dngo, reinforce, runner  # pylint: disable=import-outside-toplevel
+  from arch2vec_jax.search import runner  # pylint: disable=import-outside-toplevel
   from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
+  from tiny_search import CONFIGS, make_table  # pylint: disable=import-outside-toplevel
 
-  rng = np.random.default_rng(0)
-  n, d = 96, 4
-  emb = rng.normal(size=(n, d)).astype(np.float32)
-  reward = 0.9 - 0.05 * np.sum((emb - 0.5) ** 2, axis=1) / d + 0.01 * rng.normal(size=n)
-  env = env_lib.make_env(reward, reward + 0.005 * rng.normal(size=n), rng.uniform(10, 20, size=n), emb)
-  neighbours = np.stack([rng.choice(n, 6, replace=False) for _ in range(n)]).astype(np.int32)
-  configs = {
-    "rs": (None, 10),
-    "re": (baselines.REConfig(population_size=4, sample_size=2), 12),
-    "rl": (reinforce.ReinforceConfig(hidden_dim=8, episode_length=4), 8),
-    "bo": (dngo.BOConfig(num_init=3, hidden_dim=8, num_epochs=3, batch_size=2, num_candidates=4, bound_rank=2,
-                         hyper_levels=1, predict_chunk=32), 6),
-  }
+  env, neighbours = make_table()
   keys = jax.random.split(jax.random.PRNGKey(42), 5)
   out = {}
-  for method, (config, queries) in configs.items():
+  for method, (config, queries) in CONFIGS.items():
     run = runner.make_search(method, config, env, env_lib.Budget(queries), neighbours)
     single = jax.device_get(runner.run_seeds(run, keys, devices=jax.devices()[:1]))
     sharded_out = runner.run_seeds(run, keys)  # every device: 5 seeds padded to 8

@@ -225,7 +225,10 @@ def test_regret_curve_and_final(tmp_path):
   folder.mkdir()
   np.savez(folder / "rs.npz", **tr, reward=tr["best_valid"], cell=np.zeros((6, 12), np.int32),
            num_queries=np.ones((6, 12), np.int32))
-  assert list(regret.load_traces(tmp_path)) == ["rs"]
+  np.savez(folder / "other.npz", x=np.zeros(3))  # not a trace: skipped
+  loaded = regret.load_traces(tmp_path)
+  assert list(loaded) == ["rs"]
+  np.testing.assert_array_equal(loaded["rs"]["best_test"], tr["best_test"])
 
 
 def test_plots_write_png(tmp_path):

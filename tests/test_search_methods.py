@@ -1,6 +1,6 @@
 """Every method in the harness: vmapped seeds equal a loop, no retracing, same key same trace, valid traces.
 
-Small tables and budgets (compiles dominate); the real-data runs are in results/search.
+Small tables and budgets (`tiny_search`; compiles dominate); the real-data runs are in results/search.
 """
 
 import chex
@@ -9,33 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arch2vec_jax.search import baselines, blr, dngo, reinforce, runner
+from arch2vec_jax.search import baselines, blr, dngo, runner
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.spaces import nb201
-
-N, D = 96, 4
-CONFIGS = {
-  "rs": (None, 10),
-  "re": (baselines.REConfig(population_size=4, sample_size=2), 14),
-  "rl": (reinforce.ReinforceConfig(hidden_dim=8, episode_length=4), 10),
-  "bo": (dngo.BOConfig(num_init=3, hidden_dim=8, num_epochs=3, batch_size=2, num_candidates=4, bound_rank=2,
-                       hyper_levels=1, predict_chunk=32), 8),
-}
-
-
-def _table(seed=0):
-  rng = np.random.default_rng(seed)
-  emb = rng.normal(size=(N, D)).astype(np.float32)
-  reward = 0.9 - 0.05 * np.sum((emb - 0.5) ** 2, axis=1) / D + 0.01 * rng.normal(size=N)
-  report = reward + 0.005 * rng.normal(size=N)
-  cost = rng.uniform(10, 20, size=N)
-  neighbours = np.stack([rng.choice(N, 6, replace=False) for _ in range(N)]).astype(np.int32)
-  return env_lib.make_env(reward, report, cost, emb), neighbours
-
+from tiny_search import CONFIGS, D, N, make_table
 
 @pytest.fixture(scope="module")
 def table():
-  return _table()
+  return make_table()
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
@@ -132,7 +113,7 @@ def test_nb201_mutation_neighbours():
 
 def test_pruned_acquisition_equals_full():
   """The pruned sweep (bound + candidates + fallback) picks exactly the full sweep's top k."""
-  env, _ = _table(1)
+  env, _ = make_table(1)
   config = dngo.BOConfig(hidden_dim=8, num_epochs=5, batch_size=4, predict_chunk=32)
   rng = np.random.default_rng(3)
 

@@ -13,23 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from arch2vec_jax import fileio
+from arch2vec_jax.search import experiment
 
 __all__ = ["final_regret", "load_traces", "regret_curve"]
 
-_FIELDS = ("best_valid", "best_test", "cost", "num_queries", "cell", "reward", "mask")
-
-
 def load_traces(folder: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
-  """method -> {field: [S, T] array} for every `<folder>/traces/*.npz` (or `<folder>/*.npz`)."""
+  """method -> {field: [S, T] array} for every trace in `<folder>/traces/*.npz` (or `<folder>/*.npz`).
+
+  Files are read with `search.experiment.load_trace`; other `.npz` files are skipped.
+  """
   folder = os.fspath(folder)
   paths = sorted(glob.glob(os.path.join(folder, "traces", "*.npz"))) or sorted(glob.glob(os.path.join(folder, "*.npz")))
   out = {}
   for p in paths:
-    data = fileio.load_npz(p)
-    if not all(f in data for f in ("best_valid", "best_test", "mask")):
+    try:
+      trace, _ = experiment.load_trace(p)
+    except ValueError:  # not a search trace
       continue
-    out[os.path.splitext(os.path.basename(p))[0]] = {k: v for k, v in data.items() if k in _FIELDS}
+    out[os.path.splitext(os.path.basename(p))[0]] = {k: np.asarray(v) for k, v in trace._asdict().items()}
   return out
 
 

@@ -296,25 +296,15 @@ class _Compiled:
 
 def compile_seeds(run: Callable[[jax.Array], Any], keys: jax.Array,
                   devices: Sequence[jax.Device] | None = None) -> tuple[_Compiled, jax.Array, int]:
-  """`runner.run_seeds`'s program compiled ahead of time for these keys.
+  """`runner.run_seeds`'s program (`runner.seeds_program`) compiled ahead of time for these keys.
 
   Returns:
     (the compiled program with its `compile_s`, the keys placed as it expects
     (sharded over a 'seeds' mesh and padded to a multiple of the device count
     when there are several devices), the number of real seeds).
   """
-  devices = list(jax.devices() if devices is None else devices)
-  num = int(keys.shape[0])
   t0 = time.perf_counter()
-  if len(devices) <= 1:
-    fn = runner.batched_run(run)
-  else:
-    pad = -num % len(devices)
-    if pad:
-      keys = jax.numpy.concatenate([keys, jax.numpy.repeat(keys[-1:], pad, axis=0)])
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("seeds",))
-    keys = parallel.shard_leading(keys, mesh)
-    fn = runner.batched_run(run, mesh)
+  fn, keys, num = runner.seeds_program(run, keys, devices)
   compiled = fn.lower(keys).compile()
   return _Compiled(compiled, time.perf_counter() - t0), keys, num
 

@@ -32,7 +32,9 @@ __all__ = [
   "default_config",
   "make_search",
   "batched_run",
+  "seeds_program",
   "run_seeds",
+  "take_seeds",
   "run_seeds_loop",
   "value_at_queries",
   "value_at_cost",
@@ -107,6 +109,26 @@ def batched_run(run: Callable[[jax.Array], Any], mesh: Mesh | None = None) -> Ca
   return cache[key]
 
 
+def seeds_program(run: Callable[[jax.Array], Any], keys: jax.Array,
+                  devices: Sequence[jax.Device] | None = None) -> tuple[Callable, jax.Array, int]:
+  """The jitted all-seeds program of `run_seeds` and the keys placed for it.
+
+  Returns:
+    (`batched_run(run[, mesh])`, the keys (with several devices: padded to a
+    multiple of the device count with copies of the last key and sharded over a
+    'seeds' mesh axis), the number of real seeds).
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  num = int(keys.shape[0])
+  if len(devices) <= 1:
+    return batched_run(run), keys, num
+  pad = -num % len(devices)
+  if pad:
+    keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
+  mesh = Mesh(np.asarray(devices), ("seeds",))
+  return batched_run(run, mesh), parallel.shard_leading(keys, mesh), num
+
+
 def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequence[jax.Device] | None = None) -> Any:
   """All seeds in one compiled call: `jit(vmap(run))(keys)`.
 
@@ -121,17 +143,14 @@ def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequenc
   Returns:
     The stacked outputs (e.g. a `Trace` with [S, T] fields), as device arrays.
   """
-  devices = list(jax.devices() if devices is None else devices)
-  if len(devices) <= 1:
-    return batched_run(run)(keys)
-  num = keys.shape[0]
-  pad = -num % len(devices)
-  if pad:
-    keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
-  mesh = Mesh(np.asarray(devices), ("seeds",))
-  out = batched_run(run, mesh)(parallel.shard_leading(keys, mesh))
-  if not all(a.is_fully_addressable for a in jax.tree.leaves(out)):  # several processes: gather to every host
-    return jax.tree.map(lambda a: a[:num], parallel.to_host(out))
+  fn, placed, num = seeds_program(run, keys, devices)
+  return take_seeds(fn(placed), num)
+
+
+def take_seeds(out: Any, num: int) -> Any:
+  """The first `num` seeds of a `seeds_program` output (gathered to every host when sharded over processes)."""
+  if not all(a.is_fully_addressable for a in jax.tree.leaves(out)):
+    out = parallel.to_host(out)
   return jax.tree.map(lambda a: a[:num], out)
 
 
