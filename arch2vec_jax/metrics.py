@@ -230,13 +230,18 @@ def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> d
     dict: validity (valid / S), uniqueness (distinct hashes / valid, 0 if none),
     uniqueness_raw (distinct decoded graphs / valid, module doc), num_samples,
     num_valid, num_unique, num_unique_raw; validity_strict (decodes that are
-    exactly a cell of the space / S) where the space's `is_valid` takes `strict`.
+    exactly a cell of the space / S) where the space's `is_valid` takes `strict`;
+    validity_parts {check: fraction of decodes passing it} where the space has
+    `validity_parts` (DARTS: which of the release's checks the decodes fail).
   """
   adjacency, ops = np.asarray(adjacency), np.asarray(ops)
   num = adjacency.shape[0]
   extra = {}
   if "strict" in inspect.signature(space.is_valid).parameters:
     extra["validity_strict"] = float(np.mean(space.is_valid(adjacency, ops, strict=True))) if num else 0.0
+  if getattr(space, "validity_parts", None) is not None:
+    parts = space.validity_parts(adjacency, ops)
+    extra["validity_parts"] = {k: float(np.mean(v)) if num else 0.0 for k, v in parts.items()}
   valid = np.asarray(space.is_valid(adjacency, ops), dtype=bool)
   chex.assert_shape(valid, (num,))
   num_valid = int(valid.sum())

@@ -496,7 +496,8 @@ def _format_epoch(e: dict[str, Any]) -> str:
     parts.append(f"recon ops {100 * e['ops_acc']:.2f} adj {100 * e['adj_acc']:.2f} exact {100 * e['exact_acc']:.2f}")
   if "validity" in e:
     strict = f" (strict {100 * e['validity_strict']:.2f})" if "validity_strict" in e else ""
-    parts.append(f"valid {100 * e['validity']:.2f}{strict} "
+    checks = " ".join(f"{k} {100 * v:.1f}" for k, v in e.get("validity_parts", {}).items())
+    parts.append(f"valid {100 * e['validity']:.2f}{strict}" + (f" [{checks}]" if checks else "") + " "
                  f"unique {100 * e['uniqueness']:.2f} (raw {100 * e['uniqueness_raw']:.2f})")
   t = e["time"]
   parts.append(f"{t['graphs_per_s']:,.0f} graphs/s ({t['train_s']:.2f}s train, {t['eval_s']:.2f}s metrics)")

@@ -207,37 +207,42 @@ def _release_is_valid_darts(adj, op_names):
 def test_is_valid_hand_made_decodes():
   adj, ops = darts.genotype_to_cell(darts.DARTS_V2)
   eye = np.eye(11, dtype=np.int8)
-  cases = []  # (adjacency, ops, release-valid, strict-valid)
-  cases.append((adj, ops, True, True))
+  cases = []  # (adjacency, ops, release-valid, strict-valid, the release check it fails)
+  cases.append((adj, ops, True, True, None))
   no_out = adj.copy()
   no_out[2:10, 10] = 0
-  cases.append((no_out, ops, True, False))  # release ignores edges into the output
+  cases.append((no_out, ops, True, False, None))  # release ignores edges into the output
   both = adj.copy()
   both[1, 2] = 1  # node 2 fed by c_k-2 and c_k-1
-  cases.append((both, ops, True, False))
+  cases.append((both, ops, True, False, None))
   only_within = adj.copy()
   only_within[:, 5] = 0
   only_within[4, 5] = 1  # node 5 fed only by node 4 of its own block
-  cases.append((only_within, ops, False, False))
+  cases.append((only_within, ops, False, False, "in_edges"))
   orphan = adj.copy()
   orphan[:, 9] = 0  # node 9 has no input
-  cases.append((orphan, ops, False, False))
+  cases.append((orphan, ops, False, False, "in_edges"))
   backward = adj.copy()
   backward[4, 2] = 1  # an edge from block 1 into block 0 (lower triangle)
-  cases.append((backward, ops, False, False))
+  cases.append((backward, ops, False, False, "no_later_inputs"))
   out_op = ops.copy()
   out_op[6] = eye[10]  # an op node decoded as 'output'
-  cases.append((adj, out_op, False, False))
+  cases.append((adj, out_op, False, False, "op_nodes"))
   swap_inputs = ops.copy()
   swap_inputs[[0, 1]] = ops[[1, 0]]
-  cases.append((adj, swap_inputs, False, False))
+  cases.append((adj, swap_inputs, False, False, "fixed_nodes"))
   a = np.stack([c[0] for c in cases])
   o = np.stack([c[1] for c in cases])
   np.testing.assert_array_equal(darts.is_valid_batch(a, o), [c[2] for c in cases])
   np.testing.assert_array_equal(darts.is_valid_batch(a, o, strict=True), [c[3] for c in cases])
-  for ca, co, release, _ in cases:
+  for ca, co, release, *_ in cases:
     assert _release_is_valid_darts(ca, [darts.OPS[k] for k in co.argmax(-1)]) == release
   assert darts.SPACE.is_valid is darts.is_valid_batch
+  parts = darts.validity_parts(a, o)
+  assert set(parts) == {"fixed_nodes", "op_nodes", "in_edges", "no_later_inputs"}
+  for name, passed in parts.items():  # each broken case fails exactly its own check
+    np.testing.assert_array_equal(passed, [c[4] != name for c in cases], err_msg=name)
+  assert darts.SPACE.validity_parts is darts.validity_parts
 
 
 def test_is_valid_matches_release_on_random_decodes():
@@ -253,6 +258,10 @@ def test_is_valid_matches_release_on_random_decodes():
   want = [_release_is_valid_darts(adj[i], [darts.OPS[k] for k in labels[i]]) for i in range(n)]
   np.testing.assert_array_equal(got, want)
   assert 0.05 < got.mean() < 0.95  # both outcomes exercised
+  parts = darts.validity_parts(adj, ops)
+  np.testing.assert_array_equal(np.logical_and.reduce(list(parts.values())), want)
+  assert all(0.0 < v.mean() < 1.0 for k, v in parts.items() if k != "no_later_inputs")
+  assert parts["no_later_inputs"].all()  # strictly upper-triangular decodes never fail it
 
 
 def test_hash_identifies_isomorphic_cells():

@@ -3,7 +3,7 @@
 import numpy as np
 
 from arch2vec_jax import metrics
-from arch2vec_jax.spaces import nb101
+from arch2vec_jax.spaces import darts, nb101
 
 
 def _decode(edges, inner="conv3x3-bn-relu"):
@@ -40,3 +40,17 @@ def test_nb101_raw_uniqueness_is_the_release_fingerprint_count():
   assert out["num_unique_raw"] == len(set(nb101.release_hash_batch(adjacency[valid], ops[valid]).tolist()))
   assert out["num_unique"] == len(set(nb101.hash_batch(adjacency[valid], ops[valid]).tolist()))
   assert out["num_unique"] < out["num_unique_raw"]
+
+
+def test_darts_validity_parts_are_fractions_of_the_decodes():
+  adj, ops = darts.genotype_to_cell(darts.DARTS_V2)
+  orphan, out_op = adj.copy(), ops.copy()
+  orphan[:, 2] = 0  # node 2 has no input
+  out_op[3] = np.eye(11, dtype=np.int8)[10]  # op node 3 decoded as 'output'
+  adjacency = np.stack([adj, adj, orphan, adj])
+  op_rows = np.stack([ops, ops, ops, out_op])
+  out = metrics.validity_uniqueness(darts.SPACE, adjacency, op_rows)
+  assert out["validity"] == 0.5 and out["num_unique"] == 1
+  assert out["validity_parts"] == {"fixed_nodes": 1.0, "op_nodes": 0.75, "in_edges": 0.75, "no_later_inputs": 1.0}
+  cell = _decode([(0, 1), (1, 6)])
+  assert "validity_parts" not in metrics.validity_uniqueness(nb101.SPACE, cell[0][None], cell[1][None])

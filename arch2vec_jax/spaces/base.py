@@ -35,6 +35,9 @@ class SearchSpace:
     hash: `hash(adjacency, ops) -> array [N]` of hashable identifiers (str);
       two cells get the same value iff they are the same cell of the space.
       Defined for valid cells.
+    validity_parts: optional `validity_parts(adjacency, ops) -> {check: bool [N]}`,
+      the checks `is_valid` combines, to show which one decodes fail (None: the
+      space does not break validity down).
   """
 
   name: str
@@ -43,6 +46,7 @@ class SearchSpace:
   cells: Callable[..., tuple[np.ndarray, np.ndarray]]
   is_valid: Callable[[np.ndarray, np.ndarray], np.ndarray]
   hash: Callable[[np.ndarray, np.ndarray], np.ndarray]
+  validity_parts: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None
 
   @property
   def num_ops(self) -> int:

@@ -56,6 +56,7 @@ __all__ = [
   "sample_space",
   "cells",
   "is_valid_batch",
+  "validity_parts",
   "hash_batch",
   "SPACE",
 ]
@@ -357,16 +358,53 @@ def hash_batch(adjacency: np.ndarray, ops: np.ndarray, workers: int = 1) -> np.n
   return graph_hash.hash_batch(adjacency, ops.argmax(axis=-1), workers=workers)
 
 
+def validity_parts(adjacency: np.ndarray, ops: np.ndarray) -> dict[str, np.ndarray]:
+  """The release's DARTS validity checks (`utils.is_valid_darts`), one by one.
+
+  Shows which check a decode fails (a cell is valid iff it passes all four):
+    fixed_nodes: nodes 0, 1, 10 decode to c_k-2, c_k-1, output.
+    op_nodes: nodes 2..9 all decode to one of the 8 primitives.
+    in_edges: every op node of block i has an in-edge from a node before block i
+      (nodes 0 .. 2i+1).
+    no_later_inputs: no op node of blocks 0..2 has an in-edge from a later block
+      (always true for a strictly upper-triangular decode).
+  A row of `ops` that is not one-hot fails its node's check.
+
+  Args:
+    adjacency: 0/1 [N, 11, 11] decoded edges; ops: one-hot [N, 11, 11].
+
+  Returns:
+    dict of bool [N], keys as above.
+  """
+  adjacency, ops = _check_shapes(adjacency, ops)
+  labels, one_hot = _labels(ops)
+  fixed = one_hot[:, [0, 1, _OUTPUT]].all(axis=-1)
+  fixed &= (labels[:, 0] == 0) & (labels[:, 1] == 1) & (labels[:, _OUTPUT] == _OUTPUT)
+  op_labels = labels[:, 2:_OUTPUT]
+  op_nodes = one_hot[:, 2:_OUTPUT].all(axis=-1) & np.all((op_labels >= 2) & (op_labels < _OUTPUT), axis=-1)
+  edges = adjacency != 0
+  in_edges = np.ones(len(adjacency), bool)
+  no_later = np.ones(len(adjacency), bool)
+  for i in range(NUM_BLOCKS):
+    lo = 2 + 2 * i  # first op node of block i; its nodes are lo and lo + 1
+    for node in (lo, lo + 1):
+      in_edges &= edges[:, :lo, node].any(axis=-1)
+      if i < NUM_BLOCKS - 1:
+        no_later &= ~edges[:, lo + 2 :, node].any(axis=-1)
+  return {"fixed_nodes": fixed, "op_nodes": op_nodes, "in_edges": in_edges, "no_later_inputs": no_later}
+
+
 def is_valid_batch(adjacency: np.ndarray, ops: np.ndarray, strict: bool = False) -> np.ndarray:
   """Which decoded cells count as valid DARTS cells.
 
   The default follows the arch2vec release (`utils.is_valid_darts`), which produced
   the paper's validity numbers: nodes 0, 1, 10 are c_k-2, c_k-1, output; nodes 2..9
   are primitives; each op node of block i has at least one in-edge from a node
-  before block i (nodes 0..2i+1), and none from block i+1 or later. The release
-  does not check the edges into the output, that a block input feeds from both op
-  nodes of its block, or edges within a block. `strict=True` asks for exactly the
-  encoding of a valid genotype (what `cell_to_genotype` accepts).
+  before block i (nodes 0..2i+1), and none from block i+1 or later
+  (`validity_parts` gives each check). The release does not check the edges into
+  the output, that a block input feeds from both op nodes of its block, or edges
+  within a block. `strict=True` asks for exactly the encoding of a valid genotype
+  (what `cell_to_genotype` accepts).
 
   Args:
     adjacency: 0/1 [N, 11, 11] decoded edges; ops: one-hot [N, 11, 11] (argmax of
@@ -376,21 +414,9 @@ def is_valid_batch(adjacency: np.ndarray, ops: np.ndarray, strict: bool = False)
   Returns:
     bool [N].
   """
-  adjacency, ops = _check_shapes(adjacency, ops)
   if strict:
-    return cells_to_genotypes(adjacency, ops)[2]
-  labels, one_hot = _labels(ops)
-  ok = one_hot.all(axis=-1)
-  ok &= (labels[:, 0] == 0) & (labels[:, 1] == 1) & (labels[:, _OUTPUT] == _OUTPUT)
-  ok &= np.all((labels[:, 2:_OUTPUT] >= 2) & (labels[:, 2:_OUTPUT] < _OUTPUT), axis=-1)
-  edges = adjacency != 0
-  for i in range(NUM_BLOCKS):
-    lo = 2 + 2 * i  # first op node of block i; its nodes are lo and lo + 1
-    for node in (lo, lo + 1):
-      ok &= edges[:, :lo, node].any(axis=-1)
-      if i < NUM_BLOCKS - 1:
-        ok &= ~edges[:, lo + 2 :, node].any(axis=-1)
-  return ok
+    return cells_to_genotypes(*_check_shapes(adjacency, ops))[2]
+  return np.logical_and.reduce(list(validity_parts(adjacency, ops).values()))
 
 
 def sample_space(
@@ -502,4 +528,5 @@ SPACE = SearchSpace(
   cells=cells,
   is_valid=is_valid_batch,
   hash=hash_batch,
+  validity_parts=validity_parts,
 )
