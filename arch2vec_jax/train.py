@@ -584,6 +584,10 @@ def pretrain(
       start_epoch = last_epoch + 1
       log(f"resumed from {path} (epoch {last_epoch} done)")
 
+  # What any encoder of this depth can reconstruct (metrics.reconstruction_ceiling).
+  ceiling = metrics_lib.reconstruction_ceiling(*val_np, config.model.layers)
+  log(f"held-out reconstruction ceiling of a {config.model.layers}-layer GIN + inner-product decoder: "
+      f"adj {100 * ceiling['adj_acc_max']:.2f}%, exact {100 * ceiling['exact_acc_max']:.2f}%")
   data = Dataset(train_np[0], train_np[1], train_np[2].astype(np.int32))
   if mesh is None:
     data = Dataset(*jax.device_put(tuple(data)))
@@ -682,7 +686,8 @@ def pretrain(
     "command": command if command is not None else " ".join(sys.argv),
     "device": cli.machine_info(),
     "parallel": parallel.mesh_info(mesh),
-    "data": {"num_cells": num_cells, "num_train": num_train, "num_val": len(val_np[1]), "num_nodes": n, "num_ops": d},
+    "data": {"num_cells": num_cells, "num_train": num_train, "num_val": len(val_np[1]), "num_nodes": n, "num_ops": d,
+             "reconstruction_ceiling": ceiling},
     "epochs": history,
     "summary": summary,
     "timings": {

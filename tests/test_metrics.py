@@ -1,8 +1,12 @@
 """Validity and uniqueness of hand-made decodes (arch2vec_jax.metrics.validity_uniqueness)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from arch2vec_jax import metrics
+from arch2vec_jax import model as model_lib
 from arch2vec_jax.spaces import darts, nb101
 
 
@@ -54,3 +58,48 @@ def test_darts_validity_parts_are_fractions_of_the_decodes():
   assert out["validity_parts"] == {"fixed_nodes": 1.0, "op_nodes": 0.75, "in_edges": 0.75, "no_later_inputs": 1.0}
   cell = _decode([(0, 1), (1, 6)])
   assert "validity_parts" not in metrics.validity_uniqueness(nb101.SPACE, cell[0][None], cell[1][None])
+
+
+def _nb101_cell(edges, inner):
+  """An NB101 cell on len(inner) + 2 nodes padded to 7 slots: (adjacency [7, 7], one-hot ops [7, 5], n_node)."""
+  num = len(inner) + 2
+  adjacency = np.zeros((7, 7), np.int8)
+  for w, v in edges:
+    adjacency[w, v] = 1
+  codes = [0] + [nb101.OPS.index(op) for op in inner] + [4]
+  ops = np.zeros((7, 5), np.int8)
+  ops[np.arange(num), codes] = 1
+  return adjacency, ops, num
+
+
+def test_wl_colours_and_the_reconstruction_ceiling():
+  conv3, conv1 = "conv3x3-bn-relu", "conv1x1-bn-relu"
+  diamond = _nb101_cell([(0, 1), (0, 2), (1, 3), (2, 3)], [conv3, conv3])  # nodes 1, 2 look alike
+  mixed = _nb101_cell([(0, 1), (0, 2), (1, 3), (2, 3)], [conv3, conv1])  # told apart by their ops
+  fan = _nb101_cell([(0, 1), (0, 2), (0, 3), (1, 4), (2, 4), (3, 4)], [conv3] * 3)  # 3 alike: 3 pairs
+  chain = _nb101_cell([(0, 1), (1, 2), (2, 3)], [conv3, conv3])  # the input/output labels tell 1 from 2
+  adjacency, ops, n_node = (np.stack(x) for x in zip(diamond, mixed, fan, chain))
+  colors = metrics.wl_colors(adjacency, ops, n_node, rounds=4)
+  assert colors[0, 1] == colors[0, 2] and colors[1, 1] != colors[1, 2] and colors[3, 1] != colors[3, 2]
+  assert colors[2, 1] == colors[2, 2] == colors[2, 3]
+  assert np.all(colors[0, 4:] == -1)  # padding slots
+  assert metrics.wl_colors(adjacency, ops, n_node, rounds=0)[3, 1] == nb101.OPS.index(conv3)  # the op label
+  out = metrics.reconstruction_ceiling(adjacency, ops, n_node, rounds=4)
+  assert out["forced_errors"] == 1 + 3
+  assert out["exact_acc_max"] == 0.5
+  assert out["adj_acc_max"] == pytest.approx(1 - 4 / (4 * 21))
+  assert metrics.reconstruction_ceiling(adjacency[[1, 3]], ops[[1, 3]], n_node[[1, 3]], 4)["exact_acc_max"] == 1.0
+
+
+def test_nodes_with_one_colour_get_one_mu_and_a_decoded_edge():
+  """The premise of the ceiling: any weights give the two look-alike nodes equal mu, and their pair an edge."""
+  conv3 = "conv3x3-bn-relu"
+  adjacency, ops, num = _nb101_cell([(0, 1), (0, 2), (1, 3), (2, 3)], [conv3, conv3])
+  model = model_lib.Arch2Vec(5)
+  graph = model_lib.cells_to_graphs(jnp.asarray(adjacency[None]), jnp.asarray(ops[None]), jnp.asarray([num]))
+  for seed in range(3):
+    variables = model.init(jax.random.PRNGKey(seed), graph, train=False)
+    out = model.apply(variables, graph, train=False)
+    mu = np.asarray(out["mu"][0])
+    np.testing.assert_array_equal(mu[1], mu[2])
+    assert np.linalg.norm(mu[1]) > 0 and float(out["adj_logits"][0, 1, 2]) > 0  # sigmoid > 0.5: an edge 1 -> 2
