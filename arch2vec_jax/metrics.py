@@ -29,6 +29,12 @@ Validity / uniqueness (the release's `pretraining_*.py` loop, vectorised):
   exceed the birthday bound (about 75% for uniform draws); the paper's 98.72%
   counts decodes with other adjacencies as distinct cells.
 
+Reconstruction ceiling (`reconstruction_ceiling`, once per run): the GIN encoder
+sees op labels and undirected edges, so nodes that 1-WL colour refinement cannot
+tell apart get the same mu, and the inner-product decoder then decodes an edge
+between them; held-out cells with such a non-adjacent pair cannot be reconstructed
+exactly by any weights (NB101 and DARTS have them, NB201 does not).
+
 Device work is jitted (one compiled call per metric); validity and hashing are
 host-side NumPy through the search space's vectorised functions.
 """
