@@ -34,7 +34,6 @@ __all__ = [
   "batched_run",
   "seeds_program",
   "run_seeds",
-  "take_seeds",
   "run_seeds_loop",
   "value_at_queries",
   "value_at_cost",
@@ -144,12 +143,8 @@ def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequenc
     The stacked outputs (e.g. a `Trace` with [S, T] fields), as device arrays.
   """
   fn, placed, num = seeds_program(run, keys, devices)
-  return take_seeds(fn(placed), num)
-
-
-def take_seeds(out: Any, num: int) -> Any:
-  """The first `num` seeds of a `seeds_program` output (gathered to every host when sharded over processes)."""
-  if not all(a.is_fully_addressable for a in jax.tree.leaves(out)):
+  out = fn(placed)
+  if not all(a.is_fully_addressable for a in jax.tree.leaves(out)):  # several processes: gather to every host
     out = parallel.to_host(out)
   return jax.tree.map(lambda a: a[:num], out)
 
