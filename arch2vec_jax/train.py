@@ -19,8 +19,9 @@ BatchNorm statistics (not updated), no dropout, and z = mu.
 
 Randomness: `TrainState.key` is the run's training key, fixed for the run;
 step t draws its noise and dropout keys from `fold_in(step_key, t)` and epoch e
-its permutation from `fold_in(shuffle_key, e)` and its prior samples from
-`fold_in(prior_key, e)`. A resumed run therefore replays exactly.
+its permutation from `fold_in(shuffle_key, e)` (`shuffle_once=True`: every epoch
+the permutation of epoch 0, the release's fixed order) and its prior samples
+from `fold_in(prior_key, e)`. A resumed run therefore replays exactly.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class TrainConfig:
     train_fraction: the first this fraction of `space.cells()` trains, the rest
       is held out (0.9).
     release_eval_mode: reproduce the release's eval-mode-after-epoch-0 quirk.
+    shuffle_once: visit the training cells in one fixed random order every epoch
+      (the release permutes them once); default: a new permutation per epoch.
     num_prior_samples: latents decoded for validity / uniqueness (10,000).
     eval_chunk: cells per chunk in the held-out reconstruction pass.
     num_cells: DARTS: cells to sample (None = 600,000). NB101/NB201: if set, use
@@ -116,6 +119,7 @@ class TrainConfig:
   seed: int = 0
   train_fraction: float = 0.9
   release_eval_mode: bool = False
+  shuffle_once: bool = False
   num_prior_samples: int = 10_000
   eval_chunk: int = 2048
   num_cells: int | None = None
@@ -363,6 +367,7 @@ def make_train_epoch(
   num_train: int,
   train: bool = True,
   mesh: jax.sharding.Mesh | None = None,
+  shuffle_once: bool = False,
 ) -> Callable[[TrainState, Dataset, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
   """A pure `epoch(state, data, epoch) -> (state, stats)`: one shuffled pass in a `lax.scan`.
 
@@ -382,6 +387,7 @@ def make_train_epoch(
       replicated `data`); B must be a multiple of its size. None: no
       sharding constraints (one device). The math is the same: batch sums
       become all-reduces.
+    shuffle_once: every epoch uses epoch 0's permutation (the release's order).
 
   Returns stats stacked over the steps ([steps] scalars, [steps, n, latent] sums).
   """
@@ -398,7 +404,7 @@ def make_train_epoch(
     chex.assert_equal(data.ops.shape[0], num_train)
     flat, unravel = ravel_pytree(state.params)
     step_fn = _make_flat_step(model, tx, train, unravel)
-    (perm_key,) = _rbg_keys(jax.random.fold_in(_keys(state.key)[1], epoch), 1)
+    (perm_key,) = _rbg_keys(jax.random.fold_in(_keys(state.key)[1], 0 if shuffle_once else epoch), 1)
     perm = jax.random.permutation(perm_key, num_train).astype(jnp.int32)
     perm = jnp.concatenate([perm, jnp.zeros((padded - num_train,), jnp.int32)]).reshape(steps, batch_size)
     valid = (jnp.arange(padded) < num_train).reshape(steps, batch_size)
@@ -611,7 +617,7 @@ def pretrain(
     kind = "train" if train_mode else "eval"
     if kind not in epoch_fns:
       fn = make_train_epoch(model, tx, batch_size=config.batch_size, num_train=num_train, train=train_mode,
-                            mesh=mesh)
+                            mesh=mesh, shuffle_once=config.shuffle_once)
       jitted = jit_train_epoch(traced(kind, fn), mesh)
       t0 = time.perf_counter()
       epoch_fns[kind] = jitted.lower(state, data, jnp.int32(0)).compile()

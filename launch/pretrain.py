@@ -43,6 +43,9 @@ flags.DEFINE_integer("seed", 0, "Seed (initialisation, shuffling, noise, dropout
 flags.DEFINE_float("train_fraction", 0.9, "The first this fraction of cells trains, the rest is held out.")
 flags.DEFINE_bool("release_eval_mode", False,
                   "Reproduce the public release: eval mode (frozen BatchNorm, no dropout, z = mu) from epoch 1 on.")
+flags.DEFINE_bool("shuffle_once", False,
+                  "Visit the training cells in one fixed random order every epoch (the release); "
+                  "default: a new permutation per epoch.")
 flags.DEFINE_bool("bn_include_padding", False,
                   "BatchNorm statistics over padding node slots too (the release); default: real nodes only.")
 flags.DEFINE_bool("embed_include_padding", False,
@@ -82,6 +85,7 @@ def config_from_flags() -> train.TrainConfig:
     seed=FLAGS.seed,
     train_fraction=FLAGS.train_fraction,
     release_eval_mode=FLAGS.release_eval_mode,
+    shuffle_once=FLAGS.shuffle_once,
     num_prior_samples=FLAGS.num_prior_samples,
     num_cells=FLAGS.num_cells,
     darts_seed=FLAGS.darts_seed,

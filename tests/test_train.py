@@ -7,6 +7,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from arch2vec_jax import checkpoint as ckpt_lib
@@ -92,6 +93,23 @@ def test_partial_last_batch_sees_every_cell_once():
   # constant feature -- the sum of squares is positive and the mean finite.
   mean, std = __import__("arch2vec_jax.metrics", fromlist=["x"]).latent_stats(stats["mu_sum"], stats["mu_sq_sum"], 20)
   assert mean.shape == (8, 8) and np.isfinite(mean).all() and (std > 0).all()
+
+
+def test_shuffle_once_repeats_the_order_of_epoch_0():
+  """With a zero learning rate in eval mode a step's loss depends only on its batch: compare epochs' orders."""
+  _, model, _, state = _setup(batch_size=8)
+  tx = optax.sgd(0.0)
+  state = state._replace(opt_state=tx.init(state.params))
+  adj, ops = _cells(40)
+  data = train.Dataset(*jax.device_put((adj, ops, model_lib.count_nodes(ops).astype(np.int32))))
+  losses = {}
+  for once in (False, True):
+    fn = jax.jit(train.make_train_epoch(model, tx, batch_size=8, num_train=40, train=False, shuffle_once=once))
+    losses[once] = [np.asarray(fn(state, data, jnp.int32(e))[1]["loss"]) for e in range(3)]
+  np.testing.assert_array_equal(losses[True][0], losses[True][1])
+  np.testing.assert_array_equal(losses[True][0], losses[True][2])
+  np.testing.assert_array_equal(losses[True][0], losses[False][0])  # epoch 0 is the same permutation
+  assert not np.array_equal(losses[False][0], losses[False][1])
 
 
 def test_tiny_model_overfits_a_handful_of_cells():
