@@ -577,7 +577,9 @@ def pretrain(
 
   def same_run(saved):  # the device count may change on resume (same result to float tolerance)
     ours = json.loads(json.dumps(config_dict))
-    return {k: v for k, v in (saved or {}).items() if k != "num_devices"} == {
+    # A checkpoint from before an option existed ran with that option's default.
+    saved = {**json.loads(json.dumps(TrainConfig().to_dict())), **(saved or {})}
+    return {k: v for k, v in saved.items() if k != "num_devices"} == {
       k: v for k, v in ours.items() if k != "num_devices"}
 
   if resume and ckpt_dir is not None:

@@ -217,3 +217,17 @@ def test_train_config_rejects_bad_values():
     train.TrainConfig(space="nb301")
   with pytest.raises(ValueError, match="batch_size"):
     train.TrainConfig(batch_size=0)
+
+
+def test_resume_accepts_a_checkpoint_from_before_an_option(tmp_path, full_run):
+  """A checkpoint whose config lacks a later option (here shuffle_once) resumes as that option's default."""
+  _, full = full_run
+  with pytest.raises(KeyboardInterrupt):
+    _run(tmp_path, fail_after=2)
+  epoch, path = ckpt_lib.list_checkpoints(tmp_path / "checkpoints")[-1]
+  raw = ckpt_lib.load_raw(path)
+  del raw["extra"]["config"]["shuffle_once"]
+  ckpt_lib.save_checkpoint(tmp_path / "checkpoints", raw["state"], epoch, raw["extra"], keep=2)
+  resumed = _run(tmp_path, resume=True)
+  assert resumed["timings"]["resumed_at_epoch"] == 2
+  assert _strip_times(full["epochs"]) == _strip_times(resumed["epochs"])
