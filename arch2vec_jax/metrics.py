@@ -247,10 +247,12 @@ def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> d
   extra = {}
   if "strict" in inspect.signature(space.is_valid).parameters:
     extra["validity_strict"] = float(np.mean(space.is_valid(adjacency, ops, strict=True))) if num else 0.0
-  if getattr(space, "validity_parts", None) is not None:
+  if getattr(space, "validity_parts", None) is not None:  # `is_valid` is the AND of these checks
     parts = space.validity_parts(adjacency, ops)
     extra["validity_parts"] = {k: float(np.mean(v)) if num else 0.0 for k, v in parts.items()}
-  valid = np.asarray(space.is_valid(adjacency, ops), dtype=bool)
+    valid = np.logical_and.reduce(list(parts.values()))
+  else:
+    valid = np.asarray(space.is_valid(adjacency, ops), dtype=bool)
   chex.assert_shape(valid, (num,))
   num_valid = int(valid.sum())
   if num_valid:

@@ -156,10 +156,15 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   def put(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
       return jax.device_put(x, sharding)  # already global
-    host = np.asarray(x)
-    return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+    return _from_host(x, sharding)
 
   return jax.tree.map(put, tree)
+
+
+def _from_host(x: Any, sharding: NamedSharding) -> jax.Array:
+  """A global array with `sharding` whose value is `x` (the same on every process); each process fills its devices."""
+  host = np.asarray(x)
+  return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 
 
 def shard_leading(x: Any, mesh: Mesh) -> jax.Array:
@@ -170,12 +175,8 @@ def shard_leading(x: Any, mesh: Mesh) -> jax.Array:
   """
   sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
   if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-    impl = jax.random.key_impl(x)
-    data = np.asarray(jax.random.key_data(x))
-    placed = jax.make_array_from_callback(data.shape, sharding, lambda idx: data[idx])
-    return jax.random.wrap_key_data(placed, impl=impl)
-  host = np.asarray(x)
-  return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+    return jax.random.wrap_key_data(_from_host(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
+  return _from_host(x, sharding)
 
 
 def to_host(tree: Any) -> Any:

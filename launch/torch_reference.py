@@ -30,6 +30,7 @@ from absl import app, flags
 from torch import nn
 
 from arch2vec_jax import cli, fileio, metrics, train
+from arch2vec_jax import model as model_lib
 
 FLAGS = flags.FLAGS
 
@@ -106,21 +107,20 @@ def loss_fn(ops_p, adj_p, mu, log_sigma, ops, adj):
 
 
 def _reconstruction(model, adj, ops, chunk=4096):
-  """Held-out accuracies (release definitions, z = mu): ops over every slot, strict-upper adjacency, exact cells."""
-  n = ops.shape[1]
-  upper = torch.ones(n, n, dtype=torch.bool).triu(1)
-  ops_ok = adj_ok = exact = 0
+  """Held-out accuracies (z = mu), counted by the project's `metrics.reconstruction_counts`.
+
+  The decoder's probabilities go in as logits (argmax and the 0.5 threshold are the same).
+  """
+  n_node = model_lib.count_nodes(ops.numpy())
+  total = None
   with torch.no_grad():
     for s in range(0, len(ops), chunk):
       o, a = ops[s : s + chunk], adj[s : s + chunk]
       ops_p, adj_p, _, _ = model(o, symmetrize(a))
-      op_match = ops_p.argmax(-1) == o.argmax(-1)
-      adj_match = ((adj_p > 0.5) == a.bool()) | ~upper
-      ops_ok += op_match.sum().item()
-      adj_ok += (adj_match & upper).sum().item()
-      exact += (op_match.all(-1) & adj_match.all(-1).all(-1)).sum().item()
-  m = len(ops)
-  return {"ops_acc_release": ops_ok / (m * n), "adj_acc": adj_ok / (m * n * (n - 1) / 2), "exact_acc": exact / m}
+      counts = metrics.reconstruction_counts(ops_p.numpy(), torch.logit(adj_p.double()).numpy(), o.numpy(),
+                                             a.numpy(), n_node[s : s + chunk])
+      total = counts if total is None else type(counts)(*(x + y for x, y in zip(total, counts)))
+  return metrics.reconstruction_accuracy(total, ops.shape[1])
 
 
 def main(argv):
