@@ -1,5 +1,6 @@
 """Compiled training: jit == no-jit, no retracing, learning, overfitting, resume, embeddings."""
 
+import dataclasses
 import json
 import os
 
@@ -116,7 +117,7 @@ def test_tiny_model_overfits_a_handful_of_cells():
   adj, ops = _cells(8, seed=1)
   config = train.TrainConfig(space="nb201", epochs=60, batch_size=8, lr=5e-3, num_prior_samples=0,
                              model=model_lib.ModelConfig(hidden=64, latent=16, layers=2, dropout=0.0),
-                             train_fraction=64 / 72)
+                             train_fraction=64 / 72, release_eval_mode=False)
   # 8 cells 8 times for training, then the same 8 held out: their reconstruction is measured.
   cells = (np.concatenate([adj] * 9), np.concatenate([ops] * 9))
   result = train.pretrain(config, None, log=None, cells=cells, save_embeddings=False)
@@ -231,3 +232,35 @@ def test_resume_accepts_a_checkpoint_from_before_an_option(tmp_path, full_run):
   resumed = _run(tmp_path, resume=True)
   assert resumed["timings"]["resumed_at_epoch"] == 2
   assert _strip_times(full["epochs"]) == _strip_times(resumed["epochs"])
+
+
+def test_default_is_the_release_schedule():
+  """The default trains as the release (eval mode from epoch 1); the method as described is a flag."""
+  assert train.TrainConfig().release_eval_mode
+  assert train.TrainConfig(release_eval_mode=False).to_dict()["release_eval_mode"] is False
+
+
+def test_pretrain_seeds_writes_mean_std_range(tmp_path):
+  cells = _cells(48, seed=5)
+  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=50, model=TINY)
+  # One seed alone is exactly the same run as inside the sweep.
+  alone = train.pretrain(dataclasses.replace(config, seed=4), None, log=None, cells=cells, save_embeddings=False)
+  calls = []
+  result = train.pretrain_seeds(config, [4, 9], tmp_path, log=calls.append, cells=cells)
+  assert [r["seed"] for r in result["runs"]] == [4, 9]
+  assert result["runs"][0]["summary"] == alone["summary"]
+  assert result["runs"][0]["summary"] != result["runs"][1]["summary"]  # the seeds differ
+  for r in result["runs"]:
+    with open(os.path.join(r["workdir"], "metrics.json")) as f:
+      written = json.load(f)
+    assert written["config"]["seed"] == r["seed"] and written["summary"] == r["summary"]
+  losses = [r["summary"]["loss"] for r in result["runs"]]
+  stats = result["statistics"]["loss"]
+  assert stats["mean"] == pytest.approx(np.mean(losses)) and stats["std"] == pytest.approx(np.std(losses, ddof=1))
+  assert (stats["min"], stats["max"], stats["n"]) == (min(losses), max(losses), 2)
+  assert "total_s" in result["statistics"] and "seed" not in result["config"]
+  with open(tmp_path / "seeds.json") as f:
+    assert json.load(f)["statistics"]["loss"] == stats
+  assert calls[-1].startswith("2 seeds: ")
+  with pytest.raises(ValueError, match="each seed once"):
+    train.pretrain_seeds(config, [1, 1], tmp_path, log=None, cells=cells)
