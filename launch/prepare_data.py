@@ -22,13 +22,16 @@ flags.DEFINE_integer("epochs", None, "Reward budget: NB101 4/12/36/108 (default 
 flags.DEFINE_string("out", None, "Also write the table to this .npz.")
 flags.DEFINE_string("cache_dir", None, "Cache folder (default: $ARCH2VEC_CACHE or ~/.cache/arch2vec_jax).")
 flags.DEFINE_bool("refresh", False, "Re-read the source even if a cache exists.")
+flags.DEFINE_bool("allow_subset", False, "Accept a source with fewer cells than the space (e.g. "
+                  "nb101_subset.csv); the count is logged.")
 
 
 def main(argv):
   del argv
   start = time.perf_counter()
   table = loader.prepare(FLAGS.source, dataset=FLAGS.dataset, epochs=FLAGS.epochs, out=FLAGS.out,
-                         cache_dir=FLAGS.cache_dir, refresh=FLAGS.refresh, log=logging.info)
+                         cache_dir=FLAGS.cache_dir, refresh=FLAGS.refresh, log=logging.info,
+                         allow_subset=FLAGS.allow_subset)
   logging.info("%s\n  done in %.1f s", loader.summarize(table), time.perf_counter() - start)
 
 

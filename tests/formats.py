@@ -16,6 +16,11 @@ the readers against the formats rather than against themselves:
 - `write_nats_pbz2` / `write_nats_archive`: NATS-Bench topology `.pickle.pbz2`
   (bz2-compressed pickle protocol 4) as one file or a fast-mode folder.
 - `nb201_results`: NAS-Bench-201 `ArchResults.state_dict()` content.
+
+Bad inputs for the readers' checks: `write_nb101_tfrecord(..., edit=...)`
+changes or drops single runs; `set_nb201_run` puts impossible numbers into one
+NB201 run; `write_bz2_bomb` writes a tiny `.pickle.pbz2` that expands to
+gigabytes; `write_csv_lines` rewrites, duplicates or drops CSV lines.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import pickle
 import struct
 import sys
 import zipfile
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -50,6 +55,9 @@ __all__ = [
   "nb201_results",
   "write_nats_pbz2",
   "write_nats_archive",
+  "set_nb201_run",
+  "write_bz2_bomb",
+  "write_csv_lines",
 ]
 
 # ----------------------------------------------------------------------------
@@ -143,7 +151,8 @@ def nb101_run_metrics(epochs: int, valid: float, test: float, train_time: float,
 
 
 def write_nb101_tfrecord(path: str | os.PathLike, cells: Sequence[dict[str, Any]], epochs: Sequence[int] = (108,),
-                         runs: int = 3) -> tuple[list[int], dict[str, dict[str, float]]]:
+                         runs: int = 3, edit: Callable[[int, int, int, dict[str, float]], dict[str, float] | None]
+                         | None = None) -> tuple[list[int], dict[str, dict[str, float]]]:
   """Writes a small NAS-Bench-101 file; each cell gets `runs` records per budget.
 
   Args:
@@ -154,21 +163,27 @@ def write_nb101_tfrecord(path: str | os.PathLike, cells: Sequence[dict[str, Any]
     epochs: budgets, each written for every cell (records interleaved as in the
       full file: budget-major, cells, runs).
     runs: runs per cell and budget.
+    edit: optional `edit(cell, run, epochs, {'valid', 'test', 'time'})` -> the
+      run's numbers to write, or None to leave the run out (bad-input tests).
 
   Returns:
-    (record offsets, {hash: expected means at epochs[-1]... per budget}).
+    (record offsets, {hash: expected means at epochs[-1]... per budget}); the
+    means ignore `edit`.
   """
   payloads = []
   expected: dict[str, dict[str, float]] = {}
   for ep in epochs:
     scale = ep / max(epochs)
-    for cell in cells:
+    for c, cell in enumerate(cells):
       for k in range(runs):
         d = k - (runs - 1) / 2
-        valid = cell["valid"] * scale + d * 0.002
-        test = cell["valid"] * scale - 0.01 + d * 0.001
-        t = cell["time"] * scale * (1 + d * 0.01)
-        metrics = nb101_run_metrics(ep, valid, test, t, cell["params"], seed=k)
+        values = {"valid": cell["valid"] * scale + d * 0.002, "test": cell["valid"] * scale - 0.01 + d * 0.001,
+                  "time": cell["time"] * scale * (1 + d * 0.01)}
+        if edit is not None:
+          values = edit(c, k, ep, dict(values))
+          if values is None:
+            continue
+        metrics = nb101_run_metrics(ep, values["valid"], values["test"], values["time"], cell["params"], seed=k)
         payloads.append(nb101_record(cell["hash"], ep, cell["matrix"], cell["ops"], metrics))
       expected.setdefault(cell["hash"], {})[f"valid@{ep}"] = cell["valid"] * scale
       expected[cell["hash"]][f"test@{ep}"] = cell["valid"] * scale - 0.01
@@ -387,3 +402,57 @@ def write_nats_archive(folder: str | os.PathLike, meta_archs: list[str], arch2in
   write_nats_pbz2(os.path.join(folder, "meta.pickle.pbz2"), {"meta_archs": meta_archs})
   for index, hp2results in arch2infos.items():
     write_nats_pbz2(os.path.join(folder, f"{index:06d}.pickle.pbz2"), hp2results)
+
+
+def set_nb201_run(obj: dict[str, Any], index: int, hp: str, dataset: str, seed: int, split: str | None = None,
+                  accuracy: float | None = None, train_time: float | None = None) -> str:
+  """Puts an (impossible) number into one run of NB201 content, in place.
+
+  Args:
+    obj: the content ({'arch2infos': {index: {hp: ArchResults state}}}).
+    index, hp, dataset, seed: the run (hp 'less'/'full' or '12'/'200').
+    split: with `accuracy`: the split whose final-epoch accuracy (percent) is set.
+    accuracy: the new final accuracy.
+    train_time: the new time of every training epoch (seconds).
+
+  Returns:
+    The key path of the changed number as the reader names it.
+  """
+  run = obj["arch2infos"][index][hp]["all_results"][(dataset, seed)]
+  where = f"['arch2infos'][{index}][{hp!r}]['all_results'][{(dataset, seed)!r}]"
+  if accuracy is not None:
+    key = f"{split}@{run['epochs'] - 1}"
+    run["eval_acc1es"][key] = accuracy
+    where += f"['eval_acc1es'][{key!r}]"
+  if train_time is not None:
+    run["train_times"] = {e: train_time for e in run["train_times"]}
+    where = f"sum of {where}['train_times']"
+  return where
+
+
+def write_bz2_bomb(path: str | os.PathLike, size: int = 1 << 30, piece: int = 64 << 20) -> int:
+  """A `.pickle.pbz2` of about a kilobyte whose pickle is one `size`-byte bytes object of zeros.
+
+  The pickle (protocol 4: PROTO, BINBYTES8 with length `size`, then the bytes) is
+  written as concatenated bz2 streams (a multi-stream file, which bz2 readers
+  accept): the header, then `size / piece` copies of one stream of `piece` zeros.
+
+  Returns:
+    The file's size in bytes.
+  """
+  assert size % piece == 0
+  head = b"\x80\x04\x8e" + struct.pack("<Q", size)
+  zeros = bz2.compress(bytes(piece), 9)
+  data = bz2.compress(head, 9) + zeros * (size // piece)
+  with open(path, "wb") as f:
+    f.write(data)
+  return len(data)
+
+
+def write_csv_lines(src: str | os.PathLike, dst: str | os.PathLike, edit: Callable[[list[str]], list[str]]) -> str:
+  """Writes `edit(lines of src)` (lines with their newlines; line 1 is the header) to `dst`."""
+  with open(src, newline="") as f:
+    lines = f.read().splitlines(keepends=True)
+  with open(dst, "w", newline="") as f:
+    f.write("".join(edit(lines)))
+  return os.fspath(dst)

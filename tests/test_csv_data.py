@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+import formats
 from arch2vec_jax import BenchmarkTable
 from arch2vec_jax.benchmarks import csv_data, loader
 from arch2vec_jax.spaces import nb101, nb201
@@ -60,7 +62,7 @@ def test_read_nb201_csv_other_columns(nb201_csv):
 
 
 def test_read_nb101_csv(nb101_small):
-  t = csv_data.read_nb101_csv(nb101_small)
+  t = csv_data.read_nb101_csv(nb101_small, allow_subset=True)
   assert t.space == "nb101" and len(t) == 400 and t.meta["hash_verified"]
   with open(nb101_small) as f:
     rows = list(csv.DictReader(f))
@@ -73,14 +75,14 @@ def test_read_nb101_csv(nb101_small):
     a, o = nb101.encode(np.array([int(c) for c in rows[k]["adjacency"]]).reshape(v, v), rows[k]["operations"].split("|"))
     np.testing.assert_array_equal(t.adjacency[k], a)
     np.testing.assert_array_equal(t.ops[k], o)
-  t36 = csv_data.read_nb101_csv(nb101_small, epochs=36, verify_hash=False)
+  t36 = csv_data.read_nb101_csv(nb101_small, epochs=36, verify_hash=False, allow_subset=True)
   np.testing.assert_array_equal(t36.valid_acc, [float(r["valid_acc_36ep"]) for r in rows])
   assert np.isnan(t36.cost).all()
 
 
 @pytest.mark.slow
 def test_read_nb101_csv_full_file(shared_data):
-  t = csv_data.read_nb101_csv(shared_data / "nb101_subset.csv")
+  t = csv_data.read_nb101_csv(shared_data / "nb101_subset.csv", allow_subset=True)
   assert len(t) == 30_001 and len(set(t.ids)) == 30_001
 
 
@@ -107,7 +109,7 @@ def _edit_csv(src, dst, line, fn):
 def test_nb101_csv_errors_name_line(nb101_small, tmp_path, line, fn, message):
   bad = _edit_csv(nb101_small, tmp_path / "bad.csv", line, fn)
   with pytest.raises(ValueError, match=rf"^{bad}: {message}"):
-    csv_data.read_nb101_csv(bad)
+    csv_data.read_nb101_csv(bad, allow_subset=True)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +129,7 @@ def test_nb201_csv_errors_name_line(nb201_csv, tmp_path, line, fn, message):
 
 def test_nb201_csv_subset_keeps_benchmark_index(nb201_csv, tmp_path):
   sub = _edit_csv(nb201_csv, tmp_path / "sub.csv", 2, lambda s: "")  # drop cell 0
-  t = csv_data.read_nb201_csv(sub)
+  t = csv_data.read_nb201_csv(sub, allow_subset=True)
   assert len(t) == nb201.NUM_CELLS - 1 and t.index[0] == 1 and t.ids[0] == nb201.arch_strings()[1]
 
 
@@ -159,27 +161,27 @@ def test_load_table_cache_roundtrip(nb201_csv, tmp_path):
 def test_cache_is_reused_and_invalidated(nb101_small, tmp_path, monkeypatch):
   src = tmp_path / "copy.csv"
   src.write_text(open(nb101_small).read())
-  first = loader.load_table(src, cache=str(tmp_path / "c"))
+  first = loader.load_table(src, cache=str(tmp_path / "c"), allow_subset=True)
   calls = []
   real = csv_data.read_nb101_csv
   monkeypatch.setattr(csv_data, "read_nb101_csv", lambda *a, **k: calls.append(1) or real(*a, **k))
-  loader.load_table(src, cache=str(tmp_path / "c"))
+  loader.load_table(src, cache=str(tmp_path / "c"), allow_subset=True)
   assert calls == []  # served from the cache
   os.utime(src, ns=(time.time_ns(), time.time_ns() + 10**9))  # the source changed
-  again = loader.load_table(src, cache=str(tmp_path / "c"))
+  again = loader.load_table(src, cache=str(tmp_path / "c"), allow_subset=True)
   assert calls == [1] and list(again.ids) == list(first.ids)
-  loader.load_table(src, cache=False)
+  loader.load_table(src, cache=False, allow_subset=True)
   assert calls == [1, 1]
   # A corrupt cache entry is rebuilt.
   for f in (tmp_path / "c" / "tables").iterdir():
     f.write_bytes(b"junk")
-  loader.load_table(src, cache=str(tmp_path / "c"))
+  loader.load_table(src, cache=str(tmp_path / "c"), allow_subset=True)
   assert calls == [1, 1, 1]
 
 
 def test_cache_dir_default_and_npz(nb101_small, tmp_path, monkeypatch):
   monkeypatch.setenv("ARCH2VEC_CACHE", str(tmp_path / "env"))
-  t = loader.load_table(nb101_small, space="nb101")
+  t = loader.load_table(nb101_small, space="nb101", allow_subset=True)
   assert len(list((tmp_path / "env" / "tables").iterdir())) == 1
   out = tmp_path / "t.npz"
   t.save(out)
@@ -215,7 +217,97 @@ def test_prepare_data_launcher(nb101_small, tmp_path):
   out = tmp_path / "launch.npz"
   env = dict(os.environ, PYTHONPATH=REPO, ARCH2VEC_CACHE=str(tmp_path / "cache"))
   proc = subprocess.run([sys.executable, os.path.join(REPO, "launch", "prepare_data.py"), f"--source={nb101_small}",
-                         f"--out={out}", "--logtostderr"], env=env, capture_output=True, text=True, timeout=300)
+                         f"--out={out}", "--allow_subset", "--logtostderr"], env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr
   assert "nb101: 400 cells" in proc.stderr and "done in" in proc.stderr
   assert len(BenchmarkTable.load(out)) == 400
+
+
+# ----------------------------------------------------------------------------- impossible values, shape gaps
+
+
+def _column(path, name):
+  with open(path) as f:
+    return next(f).rstrip("\n").split(",").index(name)
+
+
+def _set_field(path, line, name, value):
+  col = _column(path, name)
+
+  def edit(lines):
+    fields = lines[line - 1].rstrip("\n").split(",")
+    fields[col] = value
+    lines[line - 1] = ",".join(fields) + "\n"
+    return lines
+  return edit
+
+
+@pytest.mark.parametrize(
+  "column, value, message",
+  [
+    ("cifar10_valid_12ep", "101.0", r"= 101.0 outside \[0.0, 100.0\]"),
+    ("cifar10_valid_12ep", "-0.5", r"= -0.5 outside \[0.0, 100.0\]"),
+    ("cifar10_test_200ep", "9.4e78", r"= 9.4e\+78 outside \[0.0, 100.0\]"),
+    ("cifar10_test_200ep", "nan", "= nan is not a finite number"),
+  ],
+)
+def test_nb201_csv_impossible_values(nb201_csv, tmp_path, column, value, message):
+  bad = formats.write_csv_lines(nb201_csv, tmp_path / "bad.csv", _set_field(nb201_csv, 9, column, value))
+  with pytest.raises(ValueError, match=rf"^{bad}: line 9: column '{column}' {message}$"):
+    csv_data.read_nb201_csv(bad)
+
+
+def test_nb201_csv_duplicated_row(nb201_csv, tmp_path):
+  bad = formats.write_csv_lines(nb201_csv, tmp_path / "dup.csv", lambda lines: lines[:7] + lines[6:])
+  arch = nb201.arch_strings()[5]
+  with pytest.raises(ValueError, match=rf"^{bad}: cell {re.escape(arch)} appears twice: line 7 and line 8$"):
+    csv_data.read_nb201_csv(bad)
+  with pytest.raises(ValueError, match="appears twice: line 7 and line 8"):
+    csv_data.read_nb201_csv(bad, allow_subset=True)
+
+
+def test_nb201_csv_too_short_unless_a_subset_is_asked_for(nb201_csv, tmp_path):
+  short = formats.write_csv_lines(nb201_csv, tmp_path / "short.csv", lambda lines: lines[:-1])
+  with pytest.raises(ValueError, match=rf"^{short}: 15624 cells, but nb201 has 15625; a truncated or partial file\? "
+                     r"\(pass allow_subset=True to read a subset\)$"):
+    csv_data.read_nb201_csv(short)
+  with pytest.raises(ValueError, match="15624 cells, but nb201 has 15625"):
+    loader.load_table(short, cache=False)
+  t = csv_data.read_nb201_csv(short, allow_subset=True)
+  assert len(t) == 15624 and t.meta["subset"] == {"cells": 15624, "of": 15625}
+  assert "subset" not in csv_data.read_nb201_csv(nb201_csv).meta
+
+
+@pytest.mark.parametrize(
+  "column, value, message",
+  [
+    ("valid_acc_108ep", "-0.3", r"= -0.3 outside \[0.0, 1.0\]"),
+    ("valid_acc_108ep", "inf", "= inf is not a finite number"),
+    ("training_time_108ep", "-81.43", r"= -81.43 outside \[0.0, inf\]"),
+    ("training_time_108ep", "inf", "= inf is not a finite number"),
+  ],
+)
+def test_nb101_csv_impossible_values(nb101_small, tmp_path, column, value, message):
+  bad = formats.write_csv_lines(nb101_small, tmp_path / "bad.csv", _set_field(nb101_small, 12, column, value))
+  with pytest.raises(ValueError, match=rf"^{bad}: line 12: column '{column}' {message}$"):
+    csv_data.read_nb101_csv(bad, allow_subset=True)
+
+
+def test_nb101_csv_duplicated_row(nb101_small, tmp_path):
+  bad = formats.write_csv_lines(nb101_small, tmp_path / "dup.csv", lambda lines: lines[:5] + lines[4:])
+  with open(nb101_small) as f:
+    digest = list(csv.DictReader(f))[3]["hash"]
+  with pytest.raises(ValueError, match=rf"^{bad}: cell {digest} appears twice: line 5 and line 6$"):
+    csv_data.read_nb101_csv(bad, allow_subset=True)
+
+
+def test_nb101_csv_is_a_subset_only_when_asked(nb101_small, tmp_path):
+  with pytest.raises(ValueError, match=rf"^{nb101_small}: 400 cells, but nb101 has 423624; a truncated or partial"):
+    csv_data.read_nb101_csv(nb101_small)
+  with pytest.raises(ValueError, match="400 cells, but nb101 has 423624"):
+    loader.load_table(nb101_small, cache=str(tmp_path))
+  t = loader.load_table(nb101_small, cache=str(tmp_path), allow_subset=True)
+  assert t.meta["subset"] == {"cells": 400, "of": 423624} and t.meta["num_runs"] == 1
+  # allow_subset=False is the default, so the same cache entry.
+  assert loader.cache_path(nb101_small, "csv-nb101", loader._options("csv-nb101", None, None, {"allow_subset": False})) \
+    == loader.cache_path(nb101_small, "csv-nb101", loader._options("csv-nb101", None, None, {}))

@@ -4,6 +4,10 @@ import collections
 import csv
 import os
 import pickle
+import re
+import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -21,6 +25,7 @@ DATASETS = [
   ("cifar100", "cifar100", "x-valid", "x-test"),
   ("imagenet16", "ImageNet16-120", "x-valid", "x-test"),
 ]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST200 = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "ImageNet16-120"}
 
 
@@ -96,7 +101,8 @@ def _check_against_csv(table, csv_table):
 
 @pytest.mark.parametrize("kind", ["legacy", "zip"])
 def test_pth_matches_csv(files, csv_tables, kind):
-  t = nb201_pickle.read_nb201_pth(files[kind], dataset="cifar10-valid", epochs=12, test_dataset="cifar10", test_epochs=200)
+  t = nb201_pickle.read_nb201_pth(files[kind], dataset="cifar10-valid", epochs=12, test_dataset="cifar10", test_epochs=200,
+                                 allow_subset=True)
   _check_against_csv(t, csv_tables["cifar10"])
   np.testing.assert_allclose(t.cost, 12 * 11.0)  # mean over seeds of summed train_times
   assert t.space == "nb201" and t.meta["format"] == "nb201-pth" and t.meta["valid_split"] == "x-valid"
@@ -105,17 +111,17 @@ def test_pth_matches_csv(files, csv_tables, kind):
 @pytest.mark.parametrize("prefix, ds, vs, ts", DATASETS)
 @pytest.mark.parametrize("kind", ["legacy", "pbz2", "archive"])
 def test_all_datasets_through_loader(files, csv_tables, tmp_path, kind, prefix, ds, vs, ts):
-  t = loader.load_table(files[kind], dataset=prefix, cache=str(tmp_path))
+  t = loader.load_table(files[kind], dataset=prefix, cache=str(tmp_path), allow_subset=True)
   _check_against_csv(t, csv_tables[prefix])
   assert t.meta["dataset"] == ds and t.meta["test_dataset"] == TEST200[prefix] and t.meta["test_epochs"] == 200
 
 
 def test_twelve_epoch_test_split_and_simulated_cost(files, rows):
-  t = nb201_pickle.read_nats_pbz2(files["pbz2"], dataset="cifar100", epochs=12, cost="simulated")
+  t = nb201_pickle.read_nats_pbz2(files["pbz2"], dataset="cifar100", epochs=12, cost="simulated", allow_subset=True)
   want = [float(rows[i]["cifar100_test_12ep"]) / 100 for i in PICK]
   np.testing.assert_allclose(t.test_acc, want, atol=1e-12)
   np.testing.assert_allclose(t.cost, 12 * 11.0 + 0.5)  # + one epoch of x-valid time
-  t200 = nb201_pickle.read_nats_pbz2(files["pbz2"], dataset="ImageNet16-120", epochs=200)
+  t200 = nb201_pickle.read_nats_pbz2(files["pbz2"], dataset="ImageNet16-120", epochs=200, allow_subset=True)
   np.testing.assert_allclose(t200.valid_acc, 0.5)
   np.testing.assert_allclose(t200.cost, 200 * 20.0)
   np.testing.assert_allclose(t200.test_acc, [float(rows[i]["imagenet16_test_200ep"]) / 100 for i in PICK], atol=1e-12)
@@ -134,13 +140,13 @@ def test_tensors_become_placeholders_without_reading_storage(files, tmp_path):
   legacy = open(files["legacy"], "rb").read()
   cut = tmp_path / "no_storages.pth"
   cut.write_bytes(legacy[: _end_of_object_pickle(legacy)])
-  assert nb201_pickle.read_nb201_pth(cut, test_epochs=200, test_dataset="cifar10").index.tolist() == list(PICK)
+  assert nb201_pickle.read_nb201_pth(cut, test_epochs=200, test_dataset="cifar10", allow_subset=True).index.tolist() == list(PICK)
   slim = tmp_path / "slim.pth"
   with zipfile.ZipFile(files["zip"]) as src, zipfile.ZipFile(slim, "w") as dst:
     for name in src.namelist():
       if "/data/" not in name:
         dst.writestr(name, src.read(name))
-  assert len(nb201_pickle.read_nb201_pth(slim)) == len(PICK)
+  assert len(nb201_pickle.read_nb201_pth(slim, allow_subset=True)) == len(PICK)
 
 
 def _end_of_object_pickle(data: bytes) -> int:
@@ -160,7 +166,7 @@ def test_plain_pickle_and_progress(tmp_path, rows):
   path = tmp_path / "plain.pth"
   path.write_bytes(pickle.dumps(_content(rows, weights=False), protocol=4))
   calls = []
-  t = nb201_pickle.read_nb201_pth(path, progress=lambda *a: calls.append(a))
+  t = nb201_pickle.read_nb201_pth(path, progress=lambda *a: calls.append(a), allow_subset=True)
   assert len(t) == len(PICK) and calls and calls[0][2] == os.path.getsize(path)
 
 
@@ -231,8 +237,8 @@ def test_wrong_structure_names_file_and_key(tmp_path, rows, fn, message, kind):
 def test_v1_0_has_no_twelve_epoch_cifar100(tmp_path, rows):
   path = _write(tmp_path, _content(rows, all_datasets=False, weights=False))
   with pytest.raises(ValueError, match=r"missing \['arch2infos'\]\[0\]\['less'\]\['dataset_seed'\]\['cifar100'\] \(has \['cifar10-valid'\]\)"):
-    loader.load_table(path, dataset="cifar100", cache=False)
-  t = loader.load_table(path, dataset="cifar100", epochs=200, cache=False)  # arch2vec's v1_0 protocol for CIFAR-100
+    loader.load_table(path, dataset="cifar100", cache=False, allow_subset=True)
+  t = loader.load_table(path, dataset="cifar100", epochs=200, cache=False, allow_subset=True)  # arch2vec's v1_0 protocol for CIFAR-100
   np.testing.assert_allclose(t.valid_acc, 0.5)
 
 
@@ -273,3 +279,128 @@ def test_dataset_names():
   with pytest.raises(ValueError, match="unknown NAS-Bench-201 dataset 'svhn'"):
     nb201_pickle.canonical_dataset("svhn")
   assert nb201.index_of(nb201.arch_strings()[42]) == 42
+
+
+# ----------------------------------------------------------------------------- impossible values, shape gaps
+
+KINDS = ["legacy", "zip", "pbz2", "archive"]
+_HP = {"legacy": ("less", "full"), "zip": ("less", "full"), "pbz2": ("12", "200"), "archive": ("12", "200")}
+
+
+def _write_kind(tmp_path, obj, kind):
+  if kind == "archive":
+    path = tmp_path / "archive"
+    formats.write_nats_archive(path, obj["meta_archs"], obj["arch2infos"])
+    return path
+  return _write(tmp_path, obj, kind)
+
+
+def _read_kind(path, kind, **kwargs):
+  read = {"legacy": nb201_pickle.read_nb201_pth, "zip": nb201_pickle.read_nb201_pth,
+          "pbz2": nb201_pickle.read_nats_pbz2, "archive": nb201_pickle.read_nats_archive}[kind]
+  return read(path, dataset="cifar10-valid", epochs=12, test_dataset="cifar10", test_epochs=200, **kwargs)
+
+
+@pytest.mark.parametrize(
+  "schedule, dataset, split, accuracy, train_time, message",
+  [
+    (0, "cifar10-valid", "x-valid", 9.4e78, None, r"accuracy \(percent\) = 9.4e\+78 outside \[0.0, 100.0\]"),
+    (0, "cifar10-valid", "x-valid", -81.43, None, r"accuracy \(percent\) = -81.43 outside \[0.0, 100.0\]"),
+    (0, "cifar10-valid", "x-valid", 100.5, None, r"accuracy \(percent\) = 100.5 outside \[0.0, 100.0\]"),
+    (0, "cifar10-valid", "x-valid", float("nan"), None, r"accuracy \(percent\) = nan is not a finite number"),
+    (1, "cifar10", "ori-test", -0.3, None, r"accuracy \(percent\) = -0.3 outside \[0.0, 100.0\]"),
+    (0, "cifar10-valid", None, None, -3.0, r"training time \(s\) = -36.0 outside \[0.0, inf\]"),
+    (0, "cifar10-valid", None, None, float("inf"), r"training time \(s\) = inf is not a finite number"),
+  ],
+)
+@pytest.mark.parametrize("kind", KINDS)
+def test_impossible_values_name_file_key_and_value(tmp_path, rows, kind, schedule, dataset, split, accuracy,
+                                                   train_time, message):
+  hp = _HP[kind]
+  obj = _content(rows, *hp, weights=False)
+  where = formats.set_nb201_run(obj, 7, hp[schedule], dataset, 888, split, accuracy, train_time)
+  path = _write_kind(tmp_path, obj, kind)
+  with pytest.raises(ValueError) as e:
+    _read_kind(path, kind, allow_subset=True)
+  assert str(e.value).startswith(f"{path}: {where}: ")
+  assert re.search(rf": {message}$", str(e.value)), str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["legacy", "zip", "pbz2"])
+def test_a_cell_listed_twice(tmp_path, rows, kind):
+  obj = _content(rows, *_HP[kind], weights=False)
+  obj["evaluated_indexes"].append(7)
+  path = _write_kind(tmp_path, obj, kind)
+  with pytest.raises(ValueError, match=rf"^{path}: cell {re.escape(rows[7]['arch_str'])} appears twice: "
+                     r"\['evaluated_indexes'\]\[2\] = 7 and \['evaluated_indexes'\]\[6\] = 7$"):
+    _read_kind(path, kind, allow_subset=True)
+
+
+def test_a_cell_file_twice_in_an_archive(tmp_path, files, rows):
+  folder = tmp_path / "archive"
+  shutil.copytree(files["archive"], folder)
+  shutil.copy(folder / "000007.pickle.pbz2", folder / "7.pickle.pbz2")
+  with pytest.raises(ValueError, match=rf"^{folder}: cell {re.escape(rows[7]['arch_str'])} appears twice: "
+                     r"file 000007.pickle.pbz2 = 7 and file 7.pickle.pbz2 = 7$"):
+    _read_kind(folder, "archive", allow_subset=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_size_of_the_space_unless_a_subset_is_asked_for(files, tmp_path, kind):
+  with pytest.raises(ValueError, match=rf"^{files[kind]}: 6 cells, but nb201 has 15625; a truncated or partial "
+                     r"file\? \(pass allow_subset=True to read a subset\)$"):
+    _read_kind(files[kind], kind)
+  with pytest.raises(ValueError, match="6 cells, but nb201 has 15625"):
+    loader.load_table(files[kind], dataset="cifar10", cache=str(tmp_path))
+  t = _read_kind(files[kind], kind, allow_subset=True)
+  assert t.meta["subset"] == {"cells": 6, "of": 15625} and t.meta["num_runs"] == 3
+
+
+def test_cells_may_have_two_or_three_seeds(tmp_path, rows):
+  # NAS-Bench-201 has 2 seeds for some cells and 3 for others (the official API averages what is there).
+  obj = _content(rows, weights=False)
+  results = obj["arch2infos"][100]["less"]
+  results["dataset_seed"]["cifar10-valid"].remove(999)
+  del results["all_results"][("cifar10-valid", 999)]
+  t = _read_kind(_write(tmp_path, obj), "legacy", allow_subset=True)
+  assert t.meta["num_runs"] == {"min": 2, "max": 3}
+
+
+_BOMB_CHILD = """
+import resource, sys, time
+from arch2vec_jax.benchmarks import nb201_pickle
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+  nb201_pickle.read_nats_pbz2(sys.argv[1])
+  print("LOADED")
+except ValueError as e:
+  print("ERROR", e)
+print("SECONDS", time.perf_counter() - start)
+print("RSS_MB", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_bz2_bomb_stops_early_with_bounded_memory(tmp_path):
+  path = tmp_path / "NATS-tss-v1_0-3ffb9.pickle.pbz2"
+  size = formats.write_bz2_bomb(path, size=1 << 30)  # 1.2 KB -> 1 GiB
+  assert size < 2000
+  env = dict(os.environ, PYTHONPATH=REPO)
+  proc = subprocess.run([sys.executable, "-c", _BOMB_CHILD, str(path)], capture_output=True, text=True, env=env,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  out = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+  assert out["ERROR"].startswith(f"{path}: decompressed data passed the cap of 67,108,864 bytes (the file has "
+                                 f"{size:,} bytes;"), out
+  assert "a bz2 bomb" in out["ERROR"]
+  assert float(out["RSS_MB"]) < 300, out
+  assert float(out["SECONDS"]) < 30, out
+
+
+def test_pbz2_cap_is_a_ratio_of_the_file_size(tmp_path, rows):
+  assert nb201_pickle.pbz2_limit(1000) == 64 << 20 and nb201_pickle.pbz2_limit(10 << 20) == 1000 << 20
+  path = _write(tmp_path, _content(rows, "12", "200", weights=False), "pbz2")
+  assert len(_read_kind(path, "pbz2", allow_subset=True)) == len(PICK)
+  with pytest.raises(nb201_pickle.DecompressionLimitError, match=rf"^{path}: decompressed data passed the cap of "
+                     "10,000 bytes"):
+    nb201_pickle.load_pbz2(path, max_bytes=10_000)

@@ -52,14 +52,14 @@ def data(shared_data, tmp_path_factory):
   old = os.environ.get("ARCH2VEC_CACHE")
   os.environ["ARCH2VEC_CACHE"] = str(folder / "cache")
   nb201_csv = _head(shared_data / "nb201_accuracies.csv", folder / "nb201_small.csv", NUM_CELLS + 50)
-  table = csv_data.read_nb201_csv(nb201_csv, "cifar100")
+  table = csv_data.read_nb201_csv(nb201_csv, "cifar100", allow_subset=True)
   emb = _random_encoder(table.ids, table.adjacency, table.ops)
   order = np.random.default_rng(1).permutation(len(table))
   embed.save_embeddings(folder / "emb201.npz", emb[order], table.ids[order])
   # The table searched: the first NUM_CELLS cells (the embeddings file has 50 more).
   _head(shared_data / "nb201_accuracies.csv", folder / "nb201.csv", NUM_CELLS)
   nb101_csv = _head(shared_data / "nb101_subset.csv", folder / "nb101.csv", 200)
-  t101 = csv_data.read_nb101_csv(nb101_csv)
+  t101 = csv_data.read_nb101_csv(nb101_csv, allow_subset=True)
   embed.save_embeddings(folder / "emb101.npz", _random_encoder(t101.ids, t101.adjacency, t101.ops), t101.ids)
   yield {"nb201": folder / "nb201.csv", "emb201": folder / "emb201.npz", "nb101": nb101_csv,
          "emb101": folder / "emb101.npz", "folder": folder}
@@ -102,7 +102,7 @@ def test_launcher_writes_traces_summary_and_plot(launched):
 
 
 def test_summary_agrees_with_traces_and_table(launched, data):
-  table = csv_data.read_nb201_csv(data["nb201"], "cifar100")
+  table = csv_data.read_nb201_csv(data["nb201"], "cifar100", allow_subset=True)
   summary = json.loads((launched / "summary.json").read_text())
   assert summary["optimum"] == pytest.approx(100 * table.test_acc.max(), abs=1e-9)
   best = np.argmax(table.valid_acc)
@@ -131,7 +131,7 @@ def test_latent_space_methods_through_the_harness(data, tmp_path):
   """arch2vec-RL and -BO (tiny configurations) on the matched embeddings, through `run_experiment`."""
   problem = experiment.load_problem("nb201", data["nb201"], "cifar10", data["emb201"], ["rl", "bo"])
   # The embeddings were matched by arch string, not by position.
-  table = csv_data.read_nb201_csv(data["nb201"], "cifar10")
+  table = csv_data.read_nb201_csv(data["nb201"], "cifar10", allow_subset=True)
   np.testing.assert_allclose(np.asarray(problem.env.embeddings), _random_encoder(table.ids, table.adjacency, table.ops),
                              rtol=1e-6)
   configs = {"rl": reinforce.ReinforceConfig(hidden_dim=8, episode_length=4),
@@ -175,7 +175,7 @@ def test_embeddings_of_another_space_are_refused(data):
 
 def test_nb101_problem_reports_validation_regret_and_time_budgets(data):
   problem = experiment.load_problem("nb101", data["nb101"], None, data["emb101"], ["bo", "re"])
-  table = csv_data.read_nb101_csv(data["nb101"])
+  table = csv_data.read_nb101_csv(data["nb101"], allow_subset=True)
   assert problem.field == "best_valid" and problem.optimum == pytest.approx(table.valid_acc.max())
   assert np.isnan(problem.oracle) and problem.neighbours.shape[0] == len(table)
   budget = experiment.make_budget(problem, time_budget=20_000.0)

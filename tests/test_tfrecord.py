@@ -53,6 +53,15 @@ def test_crc32c_batch_matches_reference():
   np.testing.assert_array_equal(tfrecord.crc32c_batch(buf.tobytes(), starts, lengths), got)
 
 
+def test_crc32c_batch_narrow_slice_at_the_end_of_the_buffer():
+  # A slice ending at the buffer's end that is narrower than the widest one (the last record
+  # of a file, shorter than another record of its chunk) once indexed past the window view.
+  buf = np.random.default_rng(2).integers(0, 256, 1000, dtype=np.uint8)
+  starts, lengths = np.array([0, 900]), np.array([500, 100])
+  want = [tfrecord._crc32c_small(buf[s : s + n].tobytes()) for s, n in zip(starts, lengths)]
+  np.testing.assert_array_equal(tfrecord._crc32c_batch_numpy(buf, starts, lengths), np.asarray(want, np.uint32))
+
+
 def test_masked_crc32c():
   for data in (b"", b"123456789", bytes(range(100))):
     assert tfrecord.masked_crc32c(data) == formats.masked_crc32c_reference(data)
@@ -197,7 +206,7 @@ def nb101_file(tmp_path_factory, nb101_cells):
 
 def test_read_nb101_tfrecord_values(nb101_file, nb101_cells):
   path, offsets, _ = nb101_file
-  table = tfrecord.read_nb101_tfrecord(path)
+  table = tfrecord.read_nb101_tfrecord(path, allow_subset=True)
   assert table.space == "nb101" and len(table) == len(nb101_cells)
   assert list(table.ids) == [c["hash"] for c in nb101_cells]
   np.testing.assert_array_equal(table.index, np.arange(len(nb101_cells)))
@@ -217,15 +226,15 @@ def test_read_nb101_tfrecord_values(nb101_file, nb101_cells):
 def test_full_file_selects_epochs(tmp_path, nb101_cells):
   path = tmp_path / "nasbench_full.tfrecord"
   _, expected = formats.write_nb101_tfrecord(path, nb101_cells[:6], epochs=(4, 12, 36, 108))
-  t108 = tfrecord.read_nb101_tfrecord(path)
-  t12 = tfrecord.read_nb101_tfrecord(path, epochs=12)
+  t108 = tfrecord.read_nb101_tfrecord(path, allow_subset=True)
+  t12 = tfrecord.read_nb101_tfrecord(path, epochs=12, allow_subset=True)
   assert t108.meta["epochs_in_file"] == [4, 12, 36, 108] and t108.meta["records"] == 6 * 4 * 3
   for k, c in enumerate(nb101_cells[:6]):
     assert t108.valid_acc[k] == pytest.approx(expected[c["hash"]]["valid@108"], abs=1e-12)
     assert t12.valid_acc[k] == pytest.approx(expected[c["hash"]]["valid@12"], abs=1e-12)
     assert t12.cost[k] == pytest.approx(expected[c["hash"]]["time@12"], rel=1e-12)
   with pytest.raises(ValueError, match=r"no record with epochs=50 among 72 records \(epochs present: \[4, 12, 36, 108\]\)"):
-    tfrecord.read_nb101_tfrecord(path, epochs=50)
+    tfrecord.read_nb101_tfrecord(path, epochs=50, allow_subset=True)
 
 
 def test_iter_records_streaming(nb101_file):
@@ -249,10 +258,10 @@ def test_empty_and_large_records(tmp_path):
 
 def test_load_table_dispatches_and_caches(nb101_file, tmp_path):
   path, _, _ = nb101_file
-  t1 = loader.load_table(path, cache=str(tmp_path))
+  t1 = loader.load_table(path, cache=str(tmp_path), allow_subset=True)
   cached = list((tmp_path / "tables").iterdir())
   assert len(cached) == 1
-  t2 = loader.load_table(path, cache=str(tmp_path), space="nb101")
+  t2 = loader.load_table(path, cache=str(tmp_path), space="nb101", allow_subset=True)
   np.testing.assert_array_equal(t1.valid_acc, t2.valid_acc)
   assert list(t1.ids) == list(t2.ids) and t2.meta == t1.meta
   with pytest.raises(ValueError, match="a nb101 source, but space='nb201'"):
@@ -277,7 +286,7 @@ def _flip(pos):
 
 
 def _read(path):
-  return tfrecord.read_nb101_tfrecord(path)
+  return tfrecord.read_nb101_tfrecord(path, allow_subset=True)
 
 
 @pytest.mark.parametrize(
@@ -370,8 +379,10 @@ def test_hash_mismatch_is_detected(nb101_file, tmp_path, nb101_cells):
   bad, offset = _rewrite(nb101_file, tmp_path, k, _edit_json(0, "0" * 32))
   with pytest.raises(ValueError, match=rf"^{bad}: record {k} at byte offset {offset}: stored module_hash 0{{32}} != graph hash"):
     _read(bad)
-  unchecked = tfrecord.read_nb101_tfrecord(bad, verify_hash=False)
-  assert "0" * 32 in unchecked.ids and len(unchecked) == len(nb101_cells) + 1
+  # Unchecked, the record is a run of another cell: cell 2 is left with 2 of its 3 runs.
+  with pytest.raises(ValueError, match=rf"^{bad}: cell {nb101_cells[2]['hash']} \(first record 6 at byte offset "
+                     rf"\d+\) has 2 run\(s\), but {len(nb101_cells) - 1} of the {len(nb101_cells) + 1} cells have 3"):
+    tfrecord.read_nb101_tfrecord(bad, verify_hash=False, allow_subset=True)
   # Record 0 claims the hash of the last cell: that cell's own records then disagree with it.
   bad2, _ = _rewrite(nb101_file, tmp_path, 0, _edit_json(0, nb101_cells[-1]["hash"]))
   with pytest.raises(ValueError, match="was stored with a different graph at record 0"):
@@ -396,3 +407,75 @@ def test_encode_nb101_raw_matches_encode(nb101_cells):
     np.testing.assert_array_equal(ops[k], o)
   with pytest.raises(tfrecord.CellError, match="cell 1: adjacency is not a strictly upper-triangular"):
     tfrecord.encode_nb101_raw(["0100", "0010"], [["input", "output"]] * 2)
+
+
+# ----------------------------------------------------------------------------- impossible values, shape gaps
+
+
+def _write_edited(tmp_path, cells, edit, name="edited.tfrecord", **kwargs):
+  path = tmp_path / name
+  offsets, _ = formats.write_nb101_tfrecord(path, cells, edit=edit, **kwargs)
+  return path, offsets
+
+
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
+    ("valid", 9.4e78, r"validation_accuracy = 9.4e\+78 outside \[0.0, 1.0\]"),
+    ("valid", 5.0, r"validation_accuracy = 5.0 outside \[0.0, 1.0\]"),
+    ("valid", -0.3, r"validation_accuracy = -0.3 outside \[0.0, 1.0\]"),
+    ("valid", float("nan"), "validation_accuracy = nan is not a finite number"),
+    ("test", -81.43, r"test_accuracy = -81.43 outside \[0.0, 1.0\]"),
+    ("test", 1.5, r"test_accuracy = 1.5 outside \[0.0, 1.0\]"),
+    ("time", -12.5, r"training_time = -12.5 outside \[0.0, inf\]"),
+    ("time", float("inf"), "training_time = inf is not a finite number"),
+  ],
+)
+def test_impossible_values_name_file_record_and_value(nb101_cells, tmp_path, field, value, message):
+  # Cell 4, run 1 is record 4 * 3 + 1 = 13.
+  def edit(c, k, ep, v):
+    return {**v, field: value} if (c, k) == (4, 1) else v
+
+  path, offsets = _write_edited(tmp_path, nb101_cells, edit)
+  with pytest.raises(ValueError, match=rf"^{path}: record 13 at byte offset {offsets[13]}: "
+                     rf"evaluation_data\[-1\]\.{message}$"):
+    tfrecord.read_nb101_tfrecord(path, allow_subset=True)
+
+
+def test_cut_at_a_record_boundary_is_a_cell_with_fewer_runs(nb101_file, tmp_path, nb101_cells):
+  path, offsets, _ = nb101_file
+  cut = _corrupt(path, tmp_path / "cut.tfrecord", lambda d: d[: offsets[-1]])  # the last cell's third run is gone
+  last = nb101_cells[-1]["hash"]
+  n = len(nb101_cells)
+  with pytest.raises(ValueError, match=rf"^{cut}: cell {last} \(first record {len(offsets) - 3} at byte offset "
+                     rf"{offsets[-3]}\) has 2 run\(s\), but {n - 1} of the {n} cells have 3: a truncated"):
+    tfrecord.read_nb101_tfrecord(cut, allow_subset=True)
+
+
+def test_a_cell_written_twice_has_too_many_runs(nb101_cells, tmp_path):
+  cells = nb101_cells + [nb101_cells[3]]
+  path, offsets = _write_edited(tmp_path, cells, None)
+  with pytest.raises(ValueError, match=rf"cell {cells[3]['hash']} \(first record 9 at byte offset {offsets[9]}\) "
+                     rf"has 6 run\(s\), but {len(nb101_cells) - 1} of the {len(nb101_cells)} cells have 3"):
+    tfrecord.read_nb101_tfrecord(path, allow_subset=True)
+
+
+def test_a_cell_missing_a_run_anywhere(nb101_cells, tmp_path):
+  path, offsets = _write_edited(tmp_path, nb101_cells, lambda c, k, ep, v: None if (c, k) == (0, 2) else v)
+  with pytest.raises(ValueError, match=rf"cell {nb101_cells[0]['hash']} \(first record 0 at byte offset 0\) has 2 run"):
+    tfrecord.read_nb101_tfrecord(path, allow_subset=True)
+
+
+def test_size_of_the_space_unless_a_subset_is_asked_for(nb101_file, nb101_cells, tmp_path, caplog):
+  path, _, _ = nb101_file
+  n = len(nb101_cells)
+  with pytest.raises(ValueError, match=rf"^{path}: {n} cells, but nb101 has 423624; a truncated or partial file\? "
+                     r"\(pass allow_subset=True to read a subset\)"):
+    tfrecord.read_nb101_tfrecord(path)
+  with pytest.raises(ValueError, match="but nb101 has 423624"):
+    loader.load_table(path, cache=str(tmp_path))
+  with caplog.at_level("WARNING", logger="arch2vec_jax.benchmarks"):
+    t = tfrecord.read_nb101_tfrecord(path, allow_subset=True)
+  assert t.meta["subset"] == {"cells": n, "of": 423624} and t.meta["num_runs"] == 3
+  assert f"a subset of nb101: {n} of its 423624 cells" in caplog.text
+  assert f"a subset: {n} of the 423624 nb101 cells" in loader.summarize(t)

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from arch2vec_jax import cli
+from arch2vec_jax import machine
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax.analysis import plots, predictive, regret, smoothness, supervised
@@ -81,7 +81,7 @@ def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
   if config.space == "nb201":
     table = csv_data.read_nb201_csv(config.benchmark, dataset)
   elif config.space == "nb101":
-    table = csv_data.read_nb101_csv(config.benchmark, verify_hash=False)
+    table = csv_data.read_nb101_csv(config.benchmark, verify_hash=False, allow_subset=True)  # nb101_subset.csv
   else:
     raise ValueError(f"no analysis for space {config.space!r}")
   emb = embed_lib.load_embeddings(os.path.join(config.workdir, "embeddings.npz"))
@@ -200,7 +200,7 @@ def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callab
   result: dict[str, Any] = {
     "command": command,
     "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-    "device": cli.machine_info(),
+    "device": machine.machine_info(),
     "projection": "PCA (NumPy SVD); t-SNE/UMAP libraries are not project dependencies",
     "datasets": {},
   }

@@ -15,14 +15,13 @@ NAS-Bench-101 hash of its (adjacency, operations).
 from __future__ import annotations
 
 import csv
-import math
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from arch2vec_jax.benchmarks import tfrecord
-from arch2vec_jax.benchmarks.table import BenchmarkTable
+from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = ["NB201_CSV_DATASETS", "nb201_csv_prefix", "read_nb201_csv", "read_nb101_csv", "csv_kind"]
 
@@ -67,14 +66,16 @@ def _rows(path: str, required: list[str]) -> Iterator[tuple[int, dict[str, str]]
       raise ValueError(f"{path}: line {reader.line_num}: {e}") from None
 
 
-def _number(path: str, line: int, column: str, text: str, lo: float, hi: float) -> float:
+def _number(path: str, line: int, column: str, text: str) -> float:
+  """The field as a float (ranges are checked by `table.build_table`)."""
   try:
-    v = float(text)
+    return float(text)
   except ValueError:
     raise ValueError(f"{path}: line {line}: column {column!r} is {text!r}, not a number") from None
-  if not (lo <= v <= hi) or math.isnan(v):
-    raise ValueError(f"{path}: line {line}: column {column!r} = {v} outside [{lo}, {hi}]")
-  return v
+
+
+def _line(lines: list[int]) -> Callable[[int], str]:
+  return lambda k: f"line {lines[k]}"
 
 
 def csv_kind(path: str | os.PathLike) -> str:
@@ -90,7 +91,7 @@ def csv_kind(path: str | os.PathLike) -> str:
 
 
 def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: str = "valid_12ep",
-                   report: str = "test_200ep") -> BenchmarkTable:
+                   report: str = "test_200ep", allow_subset: bool = False) -> BenchmarkTable:
   """Reads `nb201_accuracies.csv` for one dataset.
 
   Args:
@@ -99,6 +100,7 @@ def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: st
       train+valid), 'cifar100' or 'imagenet16'.
     reward: column suffix for `valid_acc` ('valid_12ep' in the paper protocol).
     report: column suffix for `test_acc` ('test_200ep'; or 'test_12ep').
+    allow_subset: accept fewer than the 15,625 cells (the count is logged).
 
   Returns:
     BenchmarkTable(space='nb201'), one row per CSV row: valid_acc / test_acc as
@@ -107,14 +109,16 @@ def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: st
 
   Raises:
     ValueError: naming the file (and line), for a missing column, a bad field
-      count or number, or an arch string that is not at its benchmark index.
+      count or number, an accuracy outside [0, 100], an arch string that is not
+      at its benchmark index, a cell twice, or fewer than 15,625 cells
+      without `allow_subset` (see `table.build_table`).
   """
   from arch2vec_jax.spaces import nb201  # late import
 
   path = os.fspath(path)
   prefix = nb201_csv_prefix(dataset)
   vcol, tcol = f"{prefix}_{reward}", f"{prefix}_{report}"
-  index, ids, valid, test = [], [], [], []
+  lines, index, ids, valid, test = [], [], [], [], []
   for line, row in _rows(path, ["index", "arch_str", vcol, tcol]):
     try:
       i = int(row["index"])
@@ -127,22 +131,28 @@ def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: st
       raise ValueError(f"{path}: line {line}: {e}") from None
     if i != j:
       raise ValueError(f"{path}: line {line}: index {i} but {arch!r} is cell {j} of NAS-Bench-201")
+    lines.append(line)
     index.append(i)
     ids.append(arch)
-    valid.append(_number(path, line, vcol, row[vcol], 0.0, 100.0))
-    test.append(_number(path, line, tcol, row[tcol], 0.0, 100.0))
+    valid.append(_number(path, line, vcol, row[vcol]))
+    test.append(_number(path, line, tcol, row[tcol]))
   if not ids:
     raise ValueError(f"{path}: no data rows")
   adjacency, ops = nb201.encode_batch(ids)
-  return BenchmarkTable(
-    space="nb201",
+  where = _line(lines)
+  return build_table(
+    "nb201",
+    path,
     adjacency=adjacency,
     ops=ops,
-    valid_acc=np.asarray(valid, np.float64) / 100.0,
-    test_acc=np.asarray(test, np.float64) / 100.0,
-    cost=np.full(len(ids), np.nan),
-    ids=np.asarray(ids, dtype=str),
-    index=np.asarray(index, np.int64),
+    ids=ids,
+    index=index,
+    valid=Column.per_cell(valid, f"column {vcol!r}", where),
+    test=Column.per_cell(test, f"column {tcol!r}", where),
+    cost=None,
+    acc_scale=100.0,
+    cell_where=where,
+    allow_subset=allow_subset,
     meta={
       "source": os.path.abspath(path),
       "format": "nb201-csv",
@@ -155,13 +165,16 @@ def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: st
   )
 
 
-def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool = True) -> BenchmarkTable:
+def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool = True,
+                   allow_subset: bool = False) -> BenchmarkTable:
   """Reads `nb101_subset.csv`.
 
   Args:
     path: the CSV.
     epochs: which `valid_acc_{epochs}ep` column is the reward (4, 12, 36, 108).
     verify_hash: check every row's hash with the space's NAS-Bench-101 hash.
+    allow_subset: accept fewer than the 423,624 cells of NAS-Bench-101 (needed
+      for `nb101_subset.csv`, 30,001 cells; the count is logged).
 
   Returns:
     BenchmarkTable(space='nb101'): valid_acc the single run's validation
@@ -170,7 +183,8 @@ def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool
 
   Raises:
     ValueError: naming the file and line, for missing columns, malformed rows,
-      or a hash that does not match the row's graph.
+      an accuracy outside [0, 1], a negative training time, a hash that does not
+      match the row's graph, a cell twice, or a subset without `allow_subset`.
   """
   from arch2vec_jax.spaces import nb101  # late import
 
@@ -189,8 +203,9 @@ def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool
     ids.append(row["hash"])
     adjs.append(row["adjacency"])
     ops.append(row["operations"].split("|"))
-    valid.append(_number(path, line, vcol, row[vcol], 0.0, 1.0))
-    cost.append(_number(path, line, tcol, row[tcol], 0.0, math.inf) if int(epochs) == 108 else math.nan)
+    valid.append(_number(path, line, vcol, row[vcol]))
+    if int(epochs) == 108:
+      cost.append(_number(path, line, tcol, row[tcol]))
   if not ids:
     raise ValueError(f"{path}: no data rows")
   try:
@@ -203,21 +218,25 @@ def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool
     for k in np.flatnonzero(computed != hashes):
       raise ValueError(f"{path}: line {lines[k]}: hash {hashes[k]} != {computed[k] or '(invalid cell)'}, "
                        "the NAS-Bench-101 hash of its adjacency and operations")
-  return BenchmarkTable(
-    space="nb101",
+  where = _line(lines)
+  return build_table(
+    "nb101",
+    path,
     adjacency=adjacency,
     ops=onehot,
-    valid_acc=np.asarray(valid, np.float64),
-    test_acc=np.full(len(ids), np.nan),
-    cost=np.asarray(cost, np.float64),
     ids=hashes,
     index=np.arange(len(ids), dtype=np.int64),
+    valid=Column.per_cell(valid, f"column {vcol!r}", where),
+    test=None,
+    cost=Column.per_cell(cost, f"column {tcol!r}", where) if cost else None,
+    acc_scale=1.0,
+    cell_where=where,
+    allow_subset=allow_subset,
     meta={
       "source": os.path.abspath(path),
       "format": "nb101-csv",
       "dataset": "cifar10",
       "epochs": int(epochs),
-      "num_runs": 1,
       "reward": vcol,
       "test": "none (NaN): the CSV has no test accuracy",
       "cost": tcol if int(epochs) == 108 else "none (NaN): training time only at 108 epochs",

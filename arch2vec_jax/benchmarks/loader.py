@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from typing import Any, Callable
@@ -37,8 +38,9 @@ from arch2vec_jax.benchmarks.table import BenchmarkTable
 
 __all__ = ["source_kind", "cache_path", "load_table", "prepare", "summarize", "ProgressLogger"]
 
-# Bump when a reader's output changes, to invalidate old caches.
-_READER_VERSION = 1
+_LOG = logging.getLogger("arch2vec_jax.benchmarks")
+# Bump when a reader's output changes, to invalidate old caches (2: value and size checks).
+_READER_VERSION = 2
 # Paper protocol: short dataset name -> (NB201 reward dataset, NB201 test dataset).
 _NB201_PROTOCOL = {
   "cifar10": ("cifar10-valid", "cifar10"),
@@ -84,6 +86,8 @@ def _space_of(kind: str) -> str:
 def _options(kind: str, dataset: str | None, epochs: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
   """The reader's keyword arguments, defaults filled in (also the cache key)."""
   opts = dict(kwargs)
+  if not opts.get("allow_subset", True):
+    del opts["allow_subset"]  # the default: the same cache entry as without it
   if kind in ("tfrecord", "csv-nb101"):
     if dataset not in (None, "cifar10"):
       raise ValueError(f"NAS-Bench-101 has only cifar10, got dataset={dataset!r}")
@@ -169,14 +173,17 @@ def load_table(
     epochs: the reward's training budget (NB101 default 108; NB201 default 12).
     cache: True for `fileio.cache_dir()`, a folder path, or False for no cache.
     progress: optional `progress(records, bytes_read, total_bytes)` while reading.
-    **options: passed to the reader (e.g. verify_hash=False, test_epochs=12,
+    **options: passed to the reader (e.g. allow_subset=True to accept fewer
+      cells than the space has, verify_hash=False, test_epochs=12,
       cost='simulated', report='test_12ep').
 
   Returns:
     The table (from the cache when source, size, mtime and options match).
 
   Raises:
-    ValueError: from the reader, naming the file; or if `space` does not match.
+    ValueError: from the reader, naming the file (bad values, a cell twice, a
+      cell with fewer runs, fewer cells than the space without
+      allow_subset=True: see `table.build_table`); or if `space` does not match.
   """
   path = os.fspath(source)
   kind = source_kind(path)
@@ -193,6 +200,10 @@ def load_table(
         table = BenchmarkTable.load(target)
       except ValueError:
         table = None  # unreadable or outdated cache: rebuild it
+      if table is not None and "subset" in table.meta:
+        sub = table.meta["subset"]
+        _LOG.warning("%s: a subset of %s: %d of its %d cells (allow_subset=True; cached)", path,
+                     table.space, sub["cells"], sub["of"])
     if table is None:
       table = _read(kind, path, opts, progress)
       if target is not None:
@@ -258,6 +269,9 @@ def summarize(table: BenchmarkTable) -> str:
     f"  cost (s)  {rng(table.cost, fmt='{:.1f}')}  ({m.get('cost', '?')})",
     f"  source {m.get('source', '?')} [{m.get('format', '?')}]",
   ]
+  if "subset" in m:
+    sub = m["subset"]
+    lines.insert(1, f"  a subset: {sub['cells']} of the {sub['of']} {table.space} cells")
   return "\n".join(lines)
 
 

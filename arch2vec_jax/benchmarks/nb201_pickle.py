@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from arch2vec_jax.benchmarks.table import BenchmarkTable
+from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = [
   "DATASETS",
@@ -59,6 +59,8 @@ __all__ = [
   "OpaqueObject",
   "load_torch_file",
   "load_pbz2",
+  "pbz2_limit",
+  "DecompressionLimitError",
   "canonical_dataset",
   "read_nb201_pth",
   "read_nats_pbz2",
@@ -317,16 +319,71 @@ def load_torch_file(path: str | os.PathLike, progress: Callable[[int, int, int],
     raise ValueError(f"{path}: not a readable torch file ({type(e).__name__}: {e})") from None
 
 
-def load_pbz2(path: str | os.PathLike, progress: Callable[[int, int, int], None] | None = None) -> Any:
+# Decompression cap of a .pickle.pbz2: a pickle of benchmark numbers (floats, dicts of
+# 'split@epoch' keys) expands a few to a few tens of times under bz2; a bz2 bomb expands
+# by 10^5 or more (200 MB of zeros are 177 bytes). The cap allows `_PBZ2_MAX_RATIO` times
+# the file, and at least `_PBZ2_MIN_CAP` bytes (one NATS-Bench cell file is about 1 MB).
+_PBZ2_MAX_RATIO = 100
+_PBZ2_MIN_CAP = 64 << 20
+_PBZ2_STEP = 1 << 20
+
+
+def pbz2_limit(compressed_size: int) -> int:
+  """The most bytes a `.pickle.pbz2` of `compressed_size` bytes may decompress to."""
+  return max(_PBZ2_MIN_CAP, _PBZ2_MAX_RATIO * int(compressed_size))
+
+
+class DecompressionLimitError(ValueError):
+  """A compressed file expanded past its cap (a decompression bomb or a corrupt file)."""
+
+
+class _CappedReader(io.RawIOBase):
+  """The decompressed bytes of a BZ2File, at most `limit` of them, read 1 MB at a time."""
+
+  def __init__(self, f: bz2.BZ2File, limit: int, path: str, compressed: int):
+    self._f, self._limit, self._path, self._compressed = f, limit, path, compressed
+    self.total = 0
+
+  def readable(self) -> bool:
+    return True
+
+  def readinto(self, b) -> int:
+    view = memoryview(b).cast("B")
+    n = self._f.readinto(view[: min(len(view), _PBZ2_STEP, self._limit + 1 - self.total)])
+    self.total += n
+    if self.total > self._limit:
+      raise DecompressionLimitError(
+        f"{self._path}: decompressed data passed the cap of {self._limit:,} bytes (the file has "
+        f"{self._compressed:,} bytes; a NATS-Bench pickle expands far less than {_PBZ2_MAX_RATIO}x): "
+        "a bz2 bomb or a corrupt file (load_pbz2(..., max_bytes=N) sets another cap)")
+    return n
+
+
+def load_pbz2(path: str | os.PathLike, progress: Callable[[int, int, int], None] | None = None,
+              max_bytes: int | None = None) -> Any:
   """Loads a NATS-Bench `.pickle.pbz2` (bz2-compressed pickle) with the restricted unpickler.
 
+  Decompression streams 1 MB at a time and stops past `max_bytes` (default
+  `pbz2_limit(file size)`), so a bz2 bomb fails early with bounded memory.
+
+  Args:
+    path: the `.pickle.pbz2` file.
+    progress: optional `progress(0, bytes_read, total_bytes)` (compressed bytes).
+    max_bytes: the decompression cap in bytes.
+
   Raises:
-    ValueError: naming the file, if it is not a bz2-compressed pickle.
+    ValueError: naming the file, if it is not a bz2-compressed pickle, or
+      (`DecompressionLimitError`) if it decompresses to more than the cap.
   """
   path = os.fspath(path)
+  size = os.path.getsize(path)
+  limit = pbz2_limit(size) if max_bytes is None else int(max_bytes)
   try:
-    with _open(path, progress) as raw, bz2.BZ2File(raw) as f:
-      return _TorchUnpickler(f).load()
+    with _open(path, progress) as raw, bz2.BZ2File(raw) as f, \
+        io.BufferedReader(_CappedReader(f, limit, path, size), buffer_size=1 << 16) as capped:
+      return _TorchUnpickler(capped).load()
+  except DecompressionLimitError:
+    raise
   except (pickle.UnpicklingError, EOFError, OSError, AttributeError, ImportError, IndexError, KeyError, TypeError,
           ValueError, UnicodeDecodeError, MemoryError, OverflowError) as e:
     raise ValueError(f"{path}: not a readable .pickle.pbz2 ({type(e).__name__}: {e})") from None
@@ -380,35 +437,49 @@ def _runs(results: Any, dataset: str, where: str) -> list[tuple[str, dict]]:
   return out
 
 
-def _accuracy(runs: list[tuple[str, dict]], split: str, epochs: int) -> float:
-  """Mean over seeds of the final-epoch accuracy of `split`, as a fraction."""
+def _accuracies(runs: list[tuple[str, dict]], split: str, epochs: int) -> list[tuple[float, str]]:
+  """(final-epoch accuracy of `split` in percent, its key path) per seed."""
   values = []
   for where, run in runs:
     key = f"{split}@{int(run.get('epochs', epochs)) - 1}"
     v = _get(_get(run, "eval_acc1es", where), key, f"{where}['eval_acc1es']")
     if not isinstance(v, (int, float, np.number)) or isinstance(v, bool):
       raise _Missing(f"{where}['eval_acc1es'][{key!r}] is a {type(v).__name__}, not a number")
-    values.append(float(v))
-  return float(np.mean(values)) / 100.0
+    values.append((float(v), f"{where}['eval_acc1es'][{key!r}]"))
+  return values
 
 
-def _cost(runs: list[tuple[str, dict]], split: str, epochs: int, mode: str) -> float:
-  """Mean over seeds of the summed training time (NaN if the file has no times)."""
+def _costs(runs: list[tuple[str, dict]], split: str, epochs: int,
+           mode: str) -> list[tuple[float, str]]:
+  """(summed training time, its key path) per seed; [] if a seed has no times (cost unknown)."""
   totals = []
-  for _, run in runs:
+  for where, run in runs:
     times = run.get("train_times")
     if not isinstance(times, dict) or not times:
-      return float("nan")
-    total = float(sum(times.values()))
+      return []
+    try:
+      total = float(sum(times.values()))
+    except TypeError:
+      raise _Missing(f"{where}['train_times'] holds a value that is not a number") from None
     if mode == "simulated":
       ep = int(run.get("epochs", epochs))
       ev = run.get("eval_times") or {}
       try:
         total += sum(float(ev[f"{split}@{i}"]) for i in range(ep)) / ep
       except KeyError:
-        return float("nan")
-    totals.append(total)
-  return float(np.mean(totals))
+        return []
+      totals.append((total, f"sum of {where}['train_times'] + one epoch of ['eval_times']"))
+    else:
+      totals.append((total, f"sum of {where}['train_times']"))
+  return totals
+
+
+def _column(entries: list[tuple[int, float, str]], name: str) -> Column:
+  """A table Column from (row, value, key path) per run."""
+  paths = [e[2] for e in entries]
+  values = np.fromiter((e[1] for e in entries), np.float64, len(entries))
+  cells = np.fromiter((e[0] for e in entries), np.int64, len(entries))
+  return Column(values, cells, name, paths.__getitem__)
 
 
 def table_from_nb201(
@@ -425,6 +496,8 @@ def table_from_nb201(
     load_index: Callable[[int], Any] | None = None,
     indexes: Iterable[int] | None = None,
     fmt: str = "nb201",
+    index_names: list[str] | None = None,
+    allow_subset: bool = False,
 ) -> BenchmarkTable:
   """Builds a BenchmarkTable from the loaded NAS-Bench-201 / NATS-Bench content.
 
@@ -441,14 +514,22 @@ def table_from_nb201(
       validation time); for the reward dataset and schedule.
     check_order: check meta_archs[i] is the cell `nb201.index_of` puts at i.
     load_index: for fast-mode folders, index -> {'12': ..., '200': ...}.
-    indexes: the cells to read (default: evaluated_indexes, sorted).
+    indexes: the cells to read (default: evaluated_indexes), in any order.
     fmt: a format tag for meta.
+    index_names: where each entry of `indexes` comes from, for messages
+      (default "['evaluated_indexes'][i]").
+    allow_subset: accept fewer than the 15,625 cells (the count is logged).
 
   Returns:
-    BenchmarkTable(space='nb201'), rows in increasing benchmark index.
+    BenchmarkTable(space='nb201'), rows in increasing benchmark index;
+    meta['num_runs'] the seeds per cell of the reward (an int, or {'min', 'max'}:
+    NAS-Bench-201 has 2 seeds for some cells and 3 for others).
 
   Raises:
-    ValueError: naming the source and the missing key/index path, or a bad cell.
+    ValueError: naming the source and the missing key/index path, or a bad cell;
+      from `table.build_table` for an accuracy outside [0, 100] percent or a
+      training time that is negative or not finite (naming the key path and the
+      value), a cell listed twice, or fewer than 15,625 cells without `allow_subset`.
   """
   from arch2vec_jax.spaces import nb201  # late import: the space module is optional at import time
 
@@ -469,9 +550,14 @@ def table_from_nb201(
       arch2infos = _get(obj, "arch2infos", "top level")
       if indexes is None:
         indexes = _get(obj, "evaluated_indexes", "top level")
-    rows = sorted(int(i) for i in indexes)
-    valid, test, costs, ids = [], [], [], []
-    for idx in rows:
+    indexes = [int(i) for i in indexes]
+    if index_names is None:
+      index_names = [f"['evaluated_indexes'][{p}]" for p in range(len(indexes))]
+    order = sorted(range(len(indexes)), key=indexes.__getitem__)
+    rows = [indexes[p] for p in order]
+    names = [index_names[p] for p in order]
+    valid, test, costs, ids = [], [], [], []  # (row, value, key path) per run; arch per row
+    for row, idx in enumerate(rows):
       arch = _get(meta_archs, idx, "['meta_archs']")
       if not isinstance(arch, str):
         arch = getattr(arch, "tostr", lambda: None)() if hasattr(arch, "tostr") else None
@@ -488,26 +574,30 @@ def table_from_nb201(
       where = f"['arch2infos'][{idx}]"
       key = _hp_key(hp2results, epochs, where)
       runs = _runs(hp2results[key], dataset, f"{where}[{key!r}]")
-      valid.append(_accuracy(runs, valid_split, epochs))
-      costs.append(_cost(runs, valid_split, epochs, cost))
+      valid += [(row, v, p) for v, p in _accuracies(runs, valid_split, epochs)]
+      costs += [(row, v, p) for v, p in _costs(runs, valid_split, epochs, cost)]
       tkey = _hp_key(hp2results, test_epochs, where)
       truns = runs if (tkey, test_dataset) == (key, dataset) else _runs(hp2results[tkey], test_dataset, f"{where}[{tkey!r}]")
-      test.append(_accuracy(truns, test_split, test_epochs))
+      test += [(row, v, p) for v, p in _accuracies(truns, test_split, test_epochs)]
       ids.append(arch)
   except _Missing as e:
     raise ValueError(f"{source}: {e}") from None
   if not rows:
     raise ValueError(f"{source}: no evaluated cells")
   adjacency, ops = nb201.encode_batch(ids)
-  return BenchmarkTable(
-    space="nb201",
+  return build_table(
+    "nb201",
+    source,
     adjacency=adjacency,
     ops=ops,
-    valid_acc=np.asarray(valid, np.float64),
-    test_acc=np.asarray(test, np.float64),
-    cost=np.asarray(costs, np.float64),
-    ids=np.asarray(ids, dtype=str),
-    index=np.asarray(rows, np.int64),
+    ids=ids,
+    index=rows,
+    valid=_column(valid, "accuracy (percent)"),
+    test=_column(test, "accuracy (percent)"),
+    cost=_column(costs, "training time (s)"),
+    acc_scale=100.0,
+    cell_where=lambda k: f"{names[k]} = {rows[k]}",
+    allow_subset=allow_subset,
     meta={
       "source": os.path.abspath(source),
       "format": fmt,
@@ -559,12 +649,15 @@ def read_nats_archive(folder: str | os.PathLike, dataset: str = "cifar10-valid",
   """
   folder = os.fspath(folder)
   meta = load_pbz2(os.path.join(folder, "meta.pickle.pbz2"))
-  found = {}
-  for name in os.listdir(folder):
+  found: dict[int, str] = {}
+  indexes, names = [], []  # every cell file (two files of one cell are an error in build_table)
+  for name in sorted(os.listdir(folder)):
     stem = name[: -len(".pickle.pbz2")] if name.endswith(".pickle.pbz2") else None
     if stem is not None and stem.isdigit():
-      found[int(stem)] = os.path.join(folder, name)
-  total = len(found)
+      found.setdefault(int(stem), os.path.join(folder, name))
+      indexes.append(int(stem))
+      names.append(f"file {name}")
+  total = len(indexes)
 
   def load_index(i: int) -> Any:
     if progress is not None:
@@ -573,5 +666,5 @@ def read_nats_archive(folder: str | os.PathLike, dataset: str = "cifar10-valid",
     return load_pbz2(found[i])
 
   load_index.count = 0  # type: ignore[attr-defined]
-  return table_from_nb201(meta, folder, dataset, epochs, load_index=load_index, indexes=sorted(found),
-                          fmt="nats-tss-archive", **kwargs)
+  return table_from_nb201(meta, folder, dataset, epochs, load_index=load_index, indexes=indexes,
+                          index_names=names, fmt="nats-tss-archive", **kwargs)

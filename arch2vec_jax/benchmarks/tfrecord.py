@@ -31,6 +31,7 @@ instead; both give identical values (tested).
 
 from __future__ import annotations
 
+import array
 import base64
 import binascii
 import functools
@@ -43,7 +44,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from arch2vec_jax.benchmarks.table import BenchmarkTable
+from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = [
     "Record",
@@ -245,9 +246,11 @@ def _crc32c_batch_numpy(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray
   widths = (lengths[todo] + bucket - 1) // bucket * bucket
   if bucket % 8 or (widths % 8).any():
     raise ValueError("bucket must be a multiple of 8")
-  # Zero bytes in front of the buffer, so that every window [end - W, end) is inside it.
+  # Zero bytes in front of the buffer, so that every window [end - W, end) is inside it, and
+  # behind it, so that the window view (rows of the widest width) has a row at every end - W
+  # (a narrow slice that ends at the end of the buffer).
   front = int(widths.max())
-  padded = np.concatenate([np.zeros(front, np.uint8), buf])
+  padded = np.concatenate([np.zeros(front, np.uint8), buf, np.zeros(front, np.uint8)])
   windows = np.lib.stride_tricks.sliding_window_view(padded, front)
   order = np.argsort(widths, kind="stable")
   todo, widths = todo[order], widths[order]
@@ -746,6 +749,7 @@ def read_nb101_tfrecord(
     verify_hash: bool = True,
     check_crc: bool = True,
     progress: Callable[[int, int, int], None] | None = None,
+    allow_subset: bool = False,
 ) -> BenchmarkTable:
   """Reads NAS-Bench-101 (`nasbench_only108.tfrecord` or the full file) into a table.
 
@@ -762,6 +766,9 @@ def read_nb101_tfrecord(
     verify_hash: check each cell's stored hash against `nb101.graph_hash`.
     check_crc: verify the TFRecord CRCs.
     progress: optional `progress(records, bytes_read, total_bytes)` per chunk.
+    allow_subset: accept fewer than the 423,624 cells of NAS-Bench-101 (the
+      count is logged); a cell with fewer runs than the others is an error
+      either way.
 
   Returns:
     BenchmarkTable(space='nb101'): adjacency int8 [N, 7, 7], ops int8 [N, 7, 5],
@@ -770,14 +777,19 @@ def read_nb101_tfrecord(
 
   Raises:
     ValueError: naming the file, record number and byte offset, for any framing,
-      CRC, JSON, base64, protobuf or hash problem, or if no record has `epochs`.
+      CRC, JSON, base64, protobuf or hash problem, an accuracy outside [0, 1] or
+      a training time that is negative or not finite, a cell with another number
+      of runs than the others, fewer cells than the space without `allow_subset`
+      (see `table.build_table`), or if no record has `epochs`.
   """
   path = os.fspath(path)
   slot: dict[str, int] = {}
   hashes: list[str] = []
   graphs: list[tuple[str, str]] = []  # (raw_adjacency, raw_operations) per cell
   where: list[tuple[int, int]] = []  # (record number, offset) of the first record per cell
-  sums: list[list[float]] = []  # per cell: [valid, test, time, runs]
+  # One entry per run at `epochs`: its cell, final valid / test accuracy, training time, record.
+  run_cell, run_number, run_offset = array.array("q"), array.array("q"), array.array("q")
+  run_valid, run_test, run_time = array.array("d"), array.array("d"), array.array("d")
   epochs_seen: set[int] = set()
   records = 0
   for rec in iter_records(path, check_crc=check_crc, progress=progress):
@@ -799,14 +811,14 @@ def read_nb101_tfrecord(
       hashes.append(module_hash)
       graphs.append((raw_adj, raw_ops))
       where.append((rec.number, rec.offset))
-      sums.append([0.0, 0.0, 0.0, 0])
     elif graphs[k] != (raw_adj, raw_ops):
       raise _fail(path, rec.number, rec.offset, f"hash {module_hash} was stored with a different graph at record {where[k][0]}")
-    s = sums[k]
-    s[0] += valid
-    s[1] += test
-    s[2] += train_time
-    s[3] += 1
+    run_cell.append(k)
+    run_number.append(rec.number)
+    run_offset.append(rec.offset)
+    run_valid.append(valid)
+    run_test.append(test)
+    run_time.append(train_time)
   if not hashes:
     raise ValueError(f"{path}: no record with epochs={epochs} among {records} records (epochs present: {sorted(epochs_seen)})")
   nb101 = _nb101()
@@ -819,26 +831,35 @@ def read_nb101_tfrecord(
     for k in np.flatnonzero(computed != np.asarray(hashes)):
       raise _fail(path, where[k][0], where[k][1],
                   f"stored module_hash {hashes[k]} != graph hash {computed[k] or '(invalid cell)'} of its graph")
-  arr = np.asarray(sums, np.float64)
-  runs = arr[:, 3].astype(np.int64)
-  mean = arr[:, :3] / runs[:, None]
-  runs_meta: Any = int(runs[0]) if (runs == runs[0]).all() else {"min": int(runs.min()), "max": int(runs.max())}
-  return BenchmarkTable(
-      space="nb101",
+  cell = np.frombuffer(run_cell, np.int64)
+
+  def run_where(m: int) -> str:
+    return f"record {run_number[m]} at byte offset {run_offset[m]}"
+
+  def cell_where(k: int) -> str:
+    return f"first record {where[k][0]} at byte offset {where[k][1]}"
+
+  final = "evaluation_data[-1]"
+  return build_table(
+      "nb101",
+      path,
       adjacency=adjacency,
       ops=onehot,
-      valid_acc=mean[:, 0],
-      test_acc=mean[:, 1],
-      cost=mean[:, 2],
       ids=np.asarray(hashes, dtype=str),
       index=np.arange(len(hashes), dtype=np.int64),
+      valid=Column(np.frombuffer(run_valid), cell, f"{final}.validation_accuracy", run_where),
+      test=Column(np.frombuffer(run_test), cell, f"{final}.test_accuracy", run_where),
+      cost=Column(np.frombuffer(run_time), cell, f"{final}.training_time", run_where),
+      acc_scale=1.0,
+      cell_where=cell_where,
+      same_runs=True,
+      allow_subset=allow_subset,
       meta={
           "source": os.path.abspath(path),
           "format": "nb101-tfrecord",
           "dataset": "cifar10",
           "epochs": int(epochs),
           "epochs_in_file": sorted(epochs_seen),
-          "num_runs": runs_meta,
           "records": records,
           "reward": "validation_accuracy, mean over runs, final evaluation",
           "test": "test_accuracy, mean over runs, final evaluation",

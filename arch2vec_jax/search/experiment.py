@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 import jax
 import numpy as np
 
-from arch2vec_jax import cli, parallel
+from arch2vec_jax import machine, parallel
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax.benchmarks import loader
@@ -189,7 +189,10 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
       if loader.source_kind(benchmark) != "csv-nb201":
         raise ValueError(f"reward={reward!r} picks a column of the NB201 CSV, but {os.fspath(benchmark)} is not one")
       options["reward"] = reward
-    table = loader.load_table(benchmark, space=space, dataset=dataset if space == "nb201" else None, **options)
+    # A search may run on part of a space (the shared NB101 data is a 30,001-cell subset; tests use heads of
+    # the CSVs): accepted, the count is logged and kept in meta['table']['subset'].
+    table = loader.load_table(benchmark, space=space, dataset=dataset if space == "nb201" else None,
+                              allow_subset=True, **options)
     source = os.path.abspath(os.fspath(benchmark))
   if table.space != space:
     raise ValueError(f"{source}: a {table.space} table, but space={space!r}")
@@ -536,7 +539,7 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     "seeds": int(num_seeds),
     "seed": int(seed),
     "units": "percent",
-    "machine": cli.machine_info(),
+    "machine": machine.machine_info(),
     "methods": {},
   }
   curves = {}
