@@ -43,6 +43,7 @@ __all__ = [
   "restore_checkpoint",
   "load_raw",
   "verify_checkpoint",
+  "checkpoint_run",
   "remove_temporaries",
 ]
 
@@ -134,6 +135,7 @@ def save_checkpoint(
   epoch: int,
   extra: Any = None,
   keep: int = 3,
+  run_id: str | None = None,
 ) -> str:
   """Writes a checkpoint atomically and prunes old ones.
 
@@ -143,6 +145,10 @@ def save_checkpoint(
     epoch: the last finished epoch (0-based).
     extra: JSON-serialisable data stored beside the state.
     keep: how many of the newest checkpoints to keep (>= 1).
+    run_id: the run's identity (e.g. a hash of its config), stored in the
+      file; pruning then removes only older files of the same run (files of
+      another run, damaged files and files without an id are left alone).
+      None: prune every older file.
 
   Returns:
     The path written.
@@ -151,13 +157,24 @@ def save_checkpoint(
     raise ValueError(f"keep must be >= 1, got {keep}")
   state_dict = flax.serialization.to_state_dict(jax.device_get(state))
   payload = {"state": state_dict, "epoch": int(epoch), "extra": json.dumps(extra)}
+  if run_id is not None:
+    payload["run"] = str(run_id)
   path = checkpoint_path(directory, epoch)
   remove_temporaries(directory)
   data = flax.serialization.msgpack_serialize(payload)
   fileio.atomic_write_bytes(path, data + _TRAILER_MAGIC + hashlib.sha256(data).digest())
-  for _, old in list_checkpoints(directory)[:-keep]:
+  ours = [p for _, p in list_checkpoints(directory) if run_id is None or p == path or checkpoint_run(p) == run_id]
+  for old in ours[:-keep]:
     os.remove(old)
   return path
+
+
+def checkpoint_run(path: str | os.PathLike) -> str | None:
+  """The run id stored in a checkpoint (`save_checkpoint(run_id=...)`); None if it has none or is damaged."""
+  try:
+    return load_raw(path).get("run")
+  except CheckpointError:
+    return None
 
 
 def _checked_bytes(path: str) -> bytes:

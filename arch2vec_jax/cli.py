@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
+from typing import Callable
 
-from absl import flags
+from absl import app, flags
 
 from arch2vec_jax.machine import machine_info
 
-__all__ = ["command_line", "machine_info", "define_device_flags", "setup_devices"]
+__all__ = ["command_line", "machine_info", "define_device_flags", "setup_devices", "run", "USER_ERRORS"]
+
+# What a launcher user sees as one line ("<launcher>: error: ..."); the traceback only with --debug.
+USER_ERRORS = (app.UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError)
 
 
 def command_line(script: str, flag_values: flags.FlagValues = flags.FLAGS) -> str:
@@ -75,3 +81,29 @@ def setup_devices(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       raise ValueError(f"{', '.join(given)} given without --distributed")
     return
   parallel.initialize_distributed(**multi)
+
+
+def run(main: Callable[[list[str]], None], flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """`absl.app.run(main)` for the launchers, with errors for people.
+
+  Defines --debug. A bad input, a bad flag value or a library error
+  (`USER_ERRORS`) prints one line, `<launcher>: error: <message>`, to stderr and
+  exits with status 2 (usage) or 1 (anything else), without absl's help text;
+  --debug re-raises it with its traceback. Flag parsing errors stay absl's own
+  two lines. KeyboardInterrupt is not caught (an interrupted run resumes).
+  """
+  if "debug" not in flag_values:
+    flags.DEFINE_bool("debug", False, "Show the full traceback of an error.", flag_values=flag_values)
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except USER_ERRORS as e:
+      if flag_values.debug:
+        raise
+      name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "launcher"
+      message = str(e).strip() or type(e).__name__
+      print(f"{name}: error: {message}\n(--debug shows the traceback)", file=sys.stderr)
+      sys.exit(2 if isinstance(e, app.UsageError) else 1)
+
+  app.run(wrapped)

@@ -13,8 +13,8 @@
 and full configuration (`train.TrainConfig`, with its `model.ModelConfig`) of a
 pre-training run, the space, and the prior's per-node latent mean and std where
 the source has them (a weights file exported with `export(..., prior=...)`; a
-workdir only if its checkpoint's extra data has "prior": {"mean", "std"}, which
-`train.pretrain` does not write today). `name_or_path` is one of `NAMES` ("nb101", "nb201",
+workdir from its checkpoint's extra data "prior": {"mean", "std"}, which
+`train.pretrain` writes with every checkpoint; older checkpoints have none). `name_or_path` is one of `NAMES` ("nb101", "nb201",
 "darts": always the shipped files `arch2vec_jax/weights/<name>.msgpack`; use
 "./nb201" for a folder of that name), a weights file written by `export`, or a
 `--workdir` of `launch/pretrain.py` (its newest `checkpoints/checkpoint_*.msgpack`,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import json
 import os
@@ -54,6 +55,7 @@ from arch2vec_jax import fileio
 from arch2vec_jax import metrics as metrics_lib
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import parallel
+from arch2vec_jax import workdir as workdir_lib
 
 __all__ = [
   "SPACES",
@@ -527,6 +529,7 @@ def pretrain(
   workdir: str | os.PathLike | None = None,
   *,
   resume: bool = False,
+  overwrite: bool = False,
   command: str | None = None,
   log: Callable[[str], None] | None = print,
   space: Any = None,
@@ -541,6 +544,8 @@ def pretrain(
       writes nothing.
     resume: continue from the newest checkpoint in `workdir/checkpoints` (its
       config must be the same); without one, start fresh.
+    overwrite: a fresh run in a `workdir` that holds a run replaces it (the
+      run files are deleted first); without it (or `resume`) that is an error.
     command: the command line to record.
     log: progress printer (None: silent).
     space: a `SearchSpace` to use instead of `get_space(config.space)`.
@@ -552,6 +557,10 @@ def pretrain(
   (`parallel.initialize_distributed` first) every process runs this function,
   process 0 alone logs and writes files.
 
+  The workdir is claimed before any work (`arch2vec_jax.workdir.claim`): a
+  lock held for the run (a second run on it raises `WorkdirInUse`), and a
+  clear ValueError for a path that is a file or cannot be written.
+
   Returns:
     The metrics.json content: config, command, device, parallel (devices and
     processes used), per-epoch metrics, timings, summary; plus (not written)
@@ -560,6 +569,26 @@ def pretrain(
     latent mean and std, np [n, latent] each, that its prior samples used;
     None when no epoch ran).
   """
+  run = functools.partial(_pretrain, config, workdir, resume=resume, command=command, log=log, space=space,
+                          cells=cells, save_embeddings=save_embeddings)
+  if workdir is None or not parallel.is_main_process():
+    return run()
+  with workdir_lib.claim(workdir, resume=resume, overwrite=overwrite):
+    return run()
+
+
+def _pretrain(
+  config: TrainConfig,
+  workdir: str | os.PathLike | None = None,
+  *,
+  resume: bool = False,
+  command: str | None = None,
+  log: Callable[[str], None] | None = print,
+  space: Any = None,
+  cells: tuple[np.ndarray, np.ndarray] | None = None,
+  save_embeddings: bool = True,
+) -> dict[str, Any]:
+  """`pretrain` inside the claimed workdir."""
   main = parallel.is_main_process()
   log = log if (log is not None and main) else (lambda _: None)
   num_devices = parallel.resolve_num_devices(config.num_devices)
@@ -589,6 +618,11 @@ def pretrain(
   ckpt_dir = os.path.join(os.fspath(workdir), "checkpoints") if workdir is not None else None
   config_dict = config.to_dict()
 
+  # The run's identity in its checkpoints (pruning touches only this run's files): its config, less the
+  # device count, which a resume may change (same result to float tolerance).
+  run_id = hashlib.sha256(json.dumps({k: v for k, v in config_dict.items() if k != "num_devices"},
+                                     sort_keys=True, default=str).encode()).hexdigest()[:16]
+
   def same_run(saved):  # the device count may change on resume (same result to float tolerance)
     ours = json.loads(json.dumps(config_dict))
     # A checkpoint from before an option existed ran with that option's default.
@@ -597,7 +631,7 @@ def pretrain(
       k: v for k, v in ours.items() if k != "num_devices"}
 
   if resume and ckpt_dir is not None:
-    path = ckpt_lib.latest_checkpoint(ckpt_dir)
+    path = ckpt_lib.latest_checkpoint(ckpt_dir, verify=True)  # a damaged newest one: warned, skipped
     if path is not None:
       state, last_epoch, extra = ckpt_lib.restore_checkpoint(path, state)
       if not same_run(extra.get("config")):
@@ -673,7 +707,9 @@ def pretrain(
     log(_format_epoch(record))
     if ckpt_dir is not None and main:
       ckpt_lib.save_checkpoint(
-        ckpt_dir, local, epoch, {"config": config_dict, "history": history}, keep=config.keep_checkpoints
+        ckpt_dir, local, epoch,
+        {"config": config_dict, "history": history, "prior": {"mean": mean.tolist(), "std": std.tolist()}},
+        keep=config.keep_checkpoints, run_id=run_id,
       )
 
   embeddings = None
@@ -755,6 +791,7 @@ def pretrain_seeds(
   workdir: str | os.PathLike,
   *,
   resume: bool = False,
+  overwrite: bool = False,
   command: str | None = None,
   log: Callable[[str], None] | None = print,
   cells: tuple[np.ndarray, np.ndarray] | None = None,
@@ -765,7 +802,8 @@ def pretrain_seeds(
   (its own metrics.json, embeddings.npz, checkpoints); `resume` resumes each,
   so an interrupted sweep reruns only what is missing and ends as an
   uninterrupted one. seeds.json is rewritten (atomically) after every seed.
-  `cells`: as in `pretrain` (tests).
+  The sweep's folder is claimed like a run's (`pretrain`); `overwrite`
+  replaces a sweep and its runs. `cells`: as in `pretrain` (tests).
 
   Returns:
     seeds.json's content: config (without the seed), command, device, seeds,
@@ -777,14 +815,22 @@ def pretrain_seeds(
   if len(set(seeds)) != len(seeds):
     raise ValueError(f"seeds: each seed once, got {list(seeds)}")
   main = parallel.is_main_process()
+  if main:
+    with workdir_lib.claim(workdir, resume=resume, overwrite=overwrite):
+      return _pretrain_seeds(config, seeds, workdir, resume, overwrite, command, log, cells, main)
+  return _pretrain_seeds(config, seeds, workdir, resume, overwrite, command, log, cells, main)
+
+
+def _pretrain_seeds(config, seeds, workdir, resume, overwrite, command, log, cells, main):
+  """`pretrain_seeds` inside the claimed sweep folder."""
   say = log if (log is not None and main) else (lambda _: None)
   runs = []
   result: dict[str, Any] = {}
   for i, seed in enumerate(seeds):
     run_dir = os.path.join(os.fspath(workdir), f"seed_{seed}")
     say(f"--- seed {seed} ({i + 1}/{len(seeds)}) -> {run_dir}")
-    r = pretrain(dataclasses.replace(config, seed=int(seed)), run_dir, resume=resume, command=command, log=log,
-                 cells=cells)
+    r = pretrain(dataclasses.replace(config, seed=int(seed)), run_dir, resume=resume, overwrite=overwrite,
+                 command=command, log=log, cells=cells)
     runs.append({"seed": int(seed), "workdir": run_dir, "summary": r["summary"], "total_s": r["timings"]["total_s"]})
     stats = seed_statistics([{**run["summary"], "total_s": run["total_s"]} for run in runs])
     result = {

@@ -295,4 +295,4 @@ def _print_table(result):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -16,7 +16,7 @@ import os
 
 from absl import app, flags
 
-from arch2vec_jax import pretrained
+from arch2vec_jax import cli, pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A finished --workdir of launch/pretrain.py.", required=True)
@@ -51,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -13,6 +13,7 @@ import time
 
 from absl import app, flags, logging
 
+from arch2vec_jax import cli
 from arch2vec_jax.benchmarks import loader
 
 FLAGS = flags.FLAGS
@@ -36,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

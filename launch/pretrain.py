@@ -20,8 +20,11 @@ lists its 15,625 in benchmark order, DARTS samples `--num_cells` unique cells
 under the multiply-adds limit. Prints one line per epoch (loss, held-out
 reconstruction, prior validity / uniqueness, graphs/s) and a final summary;
 writes `metrics.json`, `embeddings.npz` and `checkpoints/` in `--workdir`.
-`--resume` continues an interrupted run from its newest checkpoint and ends
-exactly as the uninterrupted run would. All logic lives in `arch2vec_jax.train`.
+`--resume` continues an interrupted run from its newest checkpoint (a damaged
+one is named and skipped) and ends exactly as the uninterrupted run would; a
+used `--workdir` is refused without `--resume` or `--overwrite`, and a second
+run on a workdir in use stops at once. Errors print as one line (`--debug`
+for the traceback). All logic lives in `arch2vec_jax.train`.
 
 Several devices: data parallel over every device JAX sees (default; `--num_devices
 N` for fewer; the global `--batch_size` must be a multiple of N). Multi-host:
@@ -75,6 +78,8 @@ flags.DEFINE_enum("aggregation", "dense", list(model_lib.AGGREGATIONS),
                   "Neighbour sum: dense batched A @ X (fast on CPU) or Jraph segment_sum.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Newest checkpoints kept.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --workdir/checkpoints.")
+flags.DEFINE_bool("overwrite", False, "Replace the run that --workdir holds (without it, or --resume, a used "
+                  "--workdir is an error).")
 flags.DEFINE_integer("num_devices", None, "Data parallelism: split each step's global batch over this many devices "
                      "(default: every device JAX sees, over all processes; the batch size must be a multiple).")
 cli.define_device_flags()
@@ -125,10 +130,11 @@ def main(argv):
       seeds = [int(s) for s in FLAGS.seeds]
     except ValueError as e:
       raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from e
-    train.pretrain_seeds(config, seeds, FLAGS.workdir, resume=FLAGS.resume, command=command)
+    train.pretrain_seeds(config, seeds, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite,
+                         command=command)
   else:
-    train.pretrain(config, FLAGS.workdir, resume=FLAGS.resume, command=command)
+    train.pretrain(config, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite, command=command)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

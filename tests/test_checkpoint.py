@@ -122,3 +122,15 @@ def test_structure_mismatch_is_not_damage(tmp_path):
   with pytest.raises(ValueError, match="does not match the model/optimizer structure") as e:
     ckpt_lib.restore_checkpoint(path, {"other": np.zeros(3)})
   assert not isinstance(e.value, ckpt_lib.CheckpointError)
+
+
+def test_pruning_touches_only_the_same_run(tmp_path):
+  """Files of another run (or without a run id) survive; the run's own old files are pruned."""
+  for k in (7, 8, 9):  # an older run's files, with higher epoch numbers
+    ckpt_lib.save_checkpoint(tmp_path, _state(k), k, {"run": "old"}, keep=5, run_id="old")
+  legacy = ckpt_lib.save_checkpoint(tmp_path, _state(5), 5, None, keep=10)  # no run id
+  for k in range(3):
+    ckpt_lib.save_checkpoint(tmp_path, _state(k), k, None, keep=2, run_id="new")
+  runs = {e: ckpt_lib.checkpoint_run(p) for e, p in ckpt_lib.list_checkpoints(tmp_path)}
+  assert runs == {1: "new", 2: "new", 5: None, 7: "old", 8: "old", 9: "old"}
+  assert os.path.exists(legacy)

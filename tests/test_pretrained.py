@@ -428,3 +428,15 @@ def test_decode_other_spaces_and_native_cells():
     *(np.stack(x) for x in zip(*map(darts.genotype_to_arrays, genotypes)))
   )
   assert _fresh_encoder("darts")._native(a, o, np.array([True, True])) == genotypes
+
+
+def test_workdir_checkpoint_carries_the_prior(tmp_path):
+  """pretrain writes the last epoch's prior into its checkpoints; load() reads it back."""
+  cells = nb201.all_cells()
+  idx = np.random.default_rng(1).choice(len(cells[1]), 48, replace=False)
+  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=50,
+                             model=model_lib.ModelConfig(hidden=16, latent=4, layers=2))
+  result = train.pretrain(config, tmp_path, log=None, cells=(cells[0][idx], cells[1][idx]))
+  enc = pretrained.load(tmp_path)
+  np.testing.assert_array_equal(enc.prior_mean, result["prior"][0])
+  np.testing.assert_array_equal(enc.prior_std, result["prior"][1])

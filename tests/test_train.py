@@ -15,6 +15,7 @@ from arch2vec_jax import checkpoint as ckpt_lib
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import train
+from arch2vec_jax import workdir as workdir_lib
 from arch2vec_jax.spaces import nb201
 
 TINY = model_lib.ModelConfig(hidden=32, latent=8, layers=2)
@@ -264,3 +265,65 @@ def test_pretrain_seeds_writes_mean_std_range(tmp_path):
   assert calls[-1].startswith("2 seeds: ")
   with pytest.raises(ValueError, match="each seed once"):
     train.pretrain_seeds(config, [1, 1], tmp_path, log=None, cells=cells)
+
+
+def test_fresh_run_refuses_a_used_workdir_unless_resume_or_overwrite(tmp_path, full_run):
+  work = tmp_path / "w"
+  _run(work, epochs=2)
+  with pytest.raises(ValueError, match=r"already holds a run \(metrics.json, embeddings.npz, checkpoints/\)"):
+    _run(work, epochs=2)
+  assert _run(work, epochs=2, resume=True)["timings"]["resumed_at_epoch"] == 2  # resume: nothing left to do
+  old = sorted(os.listdir(work / "checkpoints"))
+  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=300, seed=5, model=TINY)
+  fresh = train.pretrain(config, work, overwrite=True, log=None, cells=_cells(80, seed=2))
+  assert old == ["checkpoint_000000.msgpack", "checkpoint_000001.msgpack"]
+  assert sorted(os.listdir(work / "checkpoints")) == ["checkpoint_000000.msgpack"]  # the old run's files are gone
+  with open(work / "metrics.json") as f:
+    assert json.load(f)["config"]["seed"] == 5 and len(fresh["epochs"]) == 1
+
+
+def test_workdir_checked_before_any_work(tmp_path):
+  (tmp_path / "afile").write_text("x")
+  lines = []
+  for bad, message in [(tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "cannot create")]:
+    with pytest.raises(ValueError, match=message):
+      train.pretrain(train.TrainConfig(space="nb201", epochs=1, model=TINY), bad, log=lines.append, cells=_cells(40))
+  assert lines == []  # nothing was loaded or trained
+
+
+def test_second_process_on_the_same_workdir_stops(tmp_path):
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  holder = subprocess.Popen(
+    [sys.executable, "-c", "import sys, time\nfrom arch2vec_jax import workdir\n"
+     "with workdir.claim(sys.argv[1], resume=False):\n  print('held', flush=True)\n  time.sleep(60)\n", str(tmp_path)],
+    stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(workdir_lib.WorkdirInUse, match=f"in use by another run \\(pid {holder.pid}\\)"):
+      train.pretrain(train.TrainConfig(space="nb201", epochs=1, model=TINY), tmp_path, log=None, cells=_cells(40))
+  finally:
+    holder.kill()
+    holder.wait()
+  # The kernel released the lock with the process: the folder is free again.
+  with workdir_lib.claim(tmp_path, resume=False):
+    pass
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip"])
+def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, full_run, damage):
+  import shutil  # pylint: disable=import-outside-toplevel
+
+  full_dir, full = full_run
+  work = tmp_path / "w"
+  shutil.copytree(full_dir, work)
+  newest = ckpt_lib.latest_checkpoint(work / "checkpoints")
+  data = bytearray(open(newest, "rb").read())
+  data = data[: len(data) // 2] if damage == "truncate" else data[:100] + bytes([data[100] ^ 1]) + data[101:]
+  open(newest, "wb").write(bytes(data))
+  with pytest.warns(UserWarning, match=os.path.basename(newest)):
+    resumed = _run(work, resume=True)
+  assert resumed["timings"]["resumed_at_epoch"] == 2  # from epoch 1's checkpoint
+  assert _strip_times(full["epochs"]) == _strip_times(resumed["epochs"])
+  chex.assert_trees_all_equal(jax.device_get(full["state"].params), jax.device_get(resumed["state"].params))
