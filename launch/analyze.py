@@ -2,9 +2,10 @@
 
   python launch/analyze.py --space nb201 --workdir workdir/nb201 \
       --benchmark ../shared/data/nb201_accuracies.csv --dataset cifar10,cifar100,imagenet16 \
-      --out results/analysis/nb201
+      --out results/analysis/nb201 --search_results results/search
   python launch/analyze.py --space nb101 --workdir workdir/nb101 \
-      --benchmark ../shared/data/nb101_subset.csv --dataset cifar10 --out results/analysis/nb101
+      --benchmark ../shared/data/nb101_subset.csv --dataset cifar10 --out results/analysis/nb101 \
+      --search_results results/search
 
 Writes `<out>/analysis.json` (the command, config, every split's metrics, summaries,
 smoothness curves, nearest-neighbour gaps) and PNGs. All logic is in
@@ -32,7 +33,8 @@ flags.DEFINE_integer("supervised_epochs", 20, "Supervised training epochs (befor
 flags.DEFINE_integer("gp_hyper_subset", 500, "Training points used to fit the GP hyperparameters.")
 flags.DEFINE_integer("gp_steps", 80, "Adam steps on the GP log marginal likelihood.")
 flags.DEFINE_integer("smooth_cells", 5000, "Cells whose pairs enter the smoothness curves.")
-flags.DEFINE_string("search_results", "results/search", "Folder with <space>/<dataset>/traces/*.npz.")
+flags.DEFINE_string("search_results", None, "Folder with <space>/<dataset>/traces/*.npz from launch/search.py "
+                    "(default: <workdir>/search, your own searches; results/search: the committed ones).")
 flags.DEFINE_integer("seed", 0, "Seed.")
 
 _CSV = {"nb201": "../shared/data/nb201_accuracies.csv", "nb101": "../shared/data/nb101_subset.csv"}

@@ -20,8 +20,12 @@ Parts (`--parts`, default all):
              devices): compile time and seed-queries/s = seeds x queries / run
              time. Embeddings: `--search_embeddings` if it exists, else the ones
              this benchmark just computed (recorded in the JSON).
+Every run first measures the machine's fp32 matmul rates (`perf.machine_rates`:
+a 1024^3 GEMM, the reference "peak", and the hot loops' small shapes) and
+states training and BO also as GFLOP/s (XLA's FLOP count of one training step
+per graph; `dngo.flops_per_seed` for BO) and as a fraction of that peak.
 Prints a table and writes `results/benchmarks/<backend>-<device>.json` (atomic)
-with the command, the machine and its load average.
+with the command, the machine (instruction set included) and its load average.
 """
 
 import os
@@ -38,6 +42,7 @@ from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import parallel
+from arch2vec_jax import perf
 from arch2vec_jax import train
 
 PARTS = ("training", "metrics", "embedding", "search")
@@ -115,7 +120,12 @@ def bench_training(space, adj, ops, batch_size, epochs, mesh=None):
     jax.block_until_ready(stats)
     times.append(time.perf_counter() - t0)
   best = min(times)
+  # XLA's FLOP count of one training step (the epoch's scan body) at this batch, per graph.
+  step = train.make_train_step(model, tx)
+  b = batch_size
+  flops_per_graph = perf.compiled_flops(step, state, adj[:b], ops[:b], data.n_node[:b], np.ones(b, bool)) / b
   row = {"batch_size": batch_size, "devices": 1 if mesh is None else int(mesh.devices.size),
+         "flops_per_graph": flops_per_graph, "gflops": flops_per_graph * len(ops) / best / 1e9,
          "compile_s": compile_s, "epoch_s": times, "graphs_per_s": len(ops) / best,
          "steps_per_s": -(-len(ops) // batch_size) / best, "program_memory_mib": _program_memory_mib(compiled),
          "device_peak_mib": _device_peak_mib()}
@@ -136,6 +146,17 @@ def _search_problem(embeddings, space):
     embed_lib.save_embeddings(path, embeddings, embed_lib.cell_ids(space, adj, ops))
     problem = experiment.load_problem("nb201", FLAGS.search_benchmark, "cifar10", path, methods)
   return problem, "this benchmark's model (3 epochs of --cells NB201 cells at batch 32)"
+
+
+def _bo_flops(problem, cache={}):  # pylint: disable=dangerous-default-value
+  """`dngo.flops_per_seed` of the benchmark's BO (counted once)."""
+  from arch2vec_jax.search import dngo, runner  # pylint: disable=import-outside-toplevel
+  from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
+
+  if "bo" not in cache:
+    cache["bo"] = dngo.flops_per_seed(runner.default_config("bo", "nb201"), problem.env,
+                                      env_lib.Budget(FLAGS.search_queries))
+  return cache["bo"]
 
 
 def bench_search(problem, method, seeds, queries):
@@ -179,6 +200,10 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   machine = cli.machine_info()
   load_start = machine["load_average"]
+  rates = perf.machine_rates()
+  peak = rates["peak_gflops"]
+  print("fp32 matmul rates (GFLOP/s): " + ", ".join(
+    f"{k} {v['gflops']:.1f}" for k, v in rates.items() if isinstance(v, dict)), flush=True)
   mesh = parallel.data_mesh(num_devices) if num_devices > 1 else None
   space = train.get_space(FLAGS.space)
   adj_all, ops_all = (np.asarray(x, np.int8) for x in space.cells())
@@ -195,6 +220,7 @@ def main(argv):
     "space": FLAGS.space,
     "cells_per_epoch": len(ops),
     "training_devices": num_devices,
+    "matmul_rates": rates,
   }
   rows = []
   state = model = None
@@ -204,9 +230,11 @@ def main(argv):
       row, st, mdl = bench_training(FLAGS.space, adj, ops, b, FLAGS.epochs, mesh)
       if b == 32 or state is None:
         state, model = st, mdl
+      row["fraction_of_peak"] = row["gflops"] / peak
       rows.append(row)
       mem = row["program_memory_mib"]
       print(f"  batch {b:5d}: {row['graphs_per_s']:>10,.0f} graphs/s  {row['steps_per_s']:>8,.1f} steps/s  "
+            f"{row['gflops']:.1f} GFLOP/s ({100 * row['fraction_of_peak']:.0f}% of the 1024^3 GEMM)  "
             f"compile {row['compile_s']:.1f}s  epoch {min(row['epoch_s']):.3f}s"
             + (f"  program memory {mem['total']:.1f} MiB" if mem else ""), flush=True)
     if "training" in FLAGS.parts:
@@ -257,6 +285,9 @@ def main(argv):
               print(f"  {m} {s:4d} seeds: skipped ({search_rows[-1]['skipped']})", flush=True)
               continue
           row = last = bench_search(problem, m, s, FLAGS.search_queries)
+          if m == "bo":
+            row["flops_per_seed"] = _bo_flops(problem)["total"]
+            row.update(perf.rate(row["flops_per_seed"] * s, min(row["run_s"]), peak))
           search_rows.append(row)
           print(f"  {m} {s:4d} seeds x {FLAGS.search_queries} queries: {row['seed_queries_per_s']:>10,.0f} "
                 f"seed-queries/s  run {min(row['run_s']):.2f}s  compile {row['compile_s']:.1f}s  "
@@ -276,21 +307,23 @@ def main(argv):
 
 def _print_table(result):
   """The summary table (Markdown) of a result dict."""
-  lines = ["", "| part | setting | throughput | compile s | memory MiB |", "|---|---|---|---|---|"]
+  lines = ["", "| part | setting | throughput | GFLOP/s (of peak) | compile s | memory MiB |",
+           "|---|---|---|---|---|---|"]
   for r in result.get("training", []):
     mem = f"{r['program_memory_mib']['total']:.1f}" if r["program_memory_mib"] else "-"
     lines.append(f"| training | batch {r['batch_size']}, {r['devices']} device(s) | {r['graphs_per_s']:,.0f} graphs/s "
-                 f"| {r['compile_s']:.1f} | {mem} |")
+                 f"| {r['gflops']:.1f} ({100 * r['fraction_of_peak']:.0f}%) | {r['compile_s']:.1f} | {mem} |")
   if "embedding" in result:
     lines.append(f"| embedding | {result['embedding']['cells']:,} cells | {result['embedding']['cells_per_s']:,.0f} "
-                 f"cells/s | | |")
+                 f"cells/s | | | |")
   for r in (result.get("search") or {}).get("rows", []):
     if "skipped" in r:
       lines.append(f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries | skipped: {r['skipped']} "
-                   "| | |")
+                   "| | | |")
       continue
+    flops = f"{r['gflops']:.1f} ({100 * r['fraction_of_peak']:.0f}%)" if "gflops" in r else "-"
     lines.append(f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries, {r['devices']} device(s) | "
-                 f"{r['seed_queries_per_s']:,.0f} seed-queries/s | {r['compile_s']:.1f} | |")
+                 f"{r['seed_queries_per_s']:,.0f} seed-queries/s | {flops} | {r['compile_s']:.1f} | |")
   print("\n".join(lines))
 
 

@@ -10,7 +10,9 @@ the same seeds as a Python loop of the single-seed program (`jit(run)`, as
 `--max_loop_s` stops there and its time is extrapolated to all seeds
 (`loop.extrapolated` in the JSON). For BO also the time of its parts at a few
 data sizes (network fit, BLR, acquisition sweep; `bo_parts`), to show where
-the time goes. The machine's load: the load average and a calibration probe (a
+the time goes, and its FLOPs per seed (`dngo.flops_per_seed`) as GFLOP/s and
+as a fraction of the machine's 1024^3 GEMM rate measured in the same run
+(`perf.machine_rates`); `floor_s` = the FLOPs at that rate. The machine's load: the load average and a calibration probe (a
 fixed NumPy sort timed 40 times; slowdown = mean / best, about 1 when idle)
 before and after. Writes `results/benchmarks/search-<backend>.json` (atomic)
 with the command.
@@ -26,6 +28,7 @@ from absl import app, flags
 
 from arch2vec_jax import cli
 from arch2vec_jax import fileio
+from arch2vec_jax import perf
 from arch2vec_jax.search import blr, dngo, experiment, runner
 from arch2vec_jax.search import env as env_lib
 
@@ -149,8 +152,10 @@ def main(argv):
     "queries": FLAGS.budget,
     "load_average_at_start": list(os.getloadavg()),
     "calibration_start": _calibration(),
+    "matmul_rates": perf.machine_rates(),
     "methods": {},
   }
+  peak = result["matmul_rates"]["peak_gflops"]
   print(f"backend {result['machine']['backend']} ({dev.device_kind}, {jax.device_count()} devices), "
         f"NB201 {problem.dataset}, {FLAGS.seeds} seeds x {FLAGS.budget} queries; load average {result['load_average_at_start']}")
   keys = jax.random.split(jax.random.PRNGKey(0), FLAGS.seeds)
@@ -176,6 +181,13 @@ def main(argv):
       "final_test_mean": float(100 * batched.best_test[:, -1].mean()),
       "load_average": list(os.getloadavg()),
     }
+    if m == "bo":
+      row["flops_per_seed"] = dngo.flops_per_seed(config, problem.env, budget)
+      row["batched_rate"] = perf.rate(row["flops_per_seed"]["total"] * FLAGS.seeds, batched_s, peak)
+      row["floor_s"] = row["flops_per_seed"]["total"] * FLAGS.seeds / (peak * 1e9)
+      print(f"  bo: {row['flops_per_seed']['total'] / 1e9:.1f} GFLOP per seed; {row['batched_rate']['gflops']:.1f} "
+            f"GFLOP/s = {100 * row['batched_rate']['fraction_of_peak']:.0f}% of the {peak:.1f} GFLOP/s GEMM; "
+            f"floor {row['floor_s']:.0f}s", flush=True)
     result["methods"][m] = row
     loop_note = f" ({done} seeds run, extrapolated)" if done < FLAGS.seeds else ""
     print(f"  {m}: compile {row['compile_s']:.1f}s, {FLAGS.seeds} seeds in one call {batched_s:.2f}s, Python loop "

@@ -253,3 +253,22 @@ def test_plots_write_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n", name
   proj, ratio = plots.pca(emb)
   assert proj.shape == (200, 2) and 0 < ratio[1] <= ratio[0] < 1
+
+
+def test_search_plots_default_to_the_users_own_searches(tmp_path):
+  """Without --search_results the analysis reads <workdir>/search (the user's runs), not the committed ones."""
+  from arch2vec_jax.analysis import pipeline  # pylint: disable=import-outside-toplevel
+
+  config = pipeline.AnalysisConfig(space="nb201", workdir=str(tmp_path), benchmark="unused", datasets=("cifar10",),
+                                   out=str(tmp_path / "out"))
+  lines = []
+  assert pipeline._search_plots(config, lines.append) == {}  # pylint: disable=protected-access
+  assert lines == [f"[cifar10] no search traces in {tmp_path / 'search' / 'nb201' / 'cifar10'}: regret plots skipped"]
+  folder = tmp_path / "search" / "nb201" / "cifar10" / "traces"
+  folder.mkdir(parents=True)
+  tr = _synthetic_traces()
+  np.savez(folder / "rs.npz", **tr, reward=tr["best_valid"], cell=np.zeros((6, 12), np.int32),
+           num_queries=np.ones((6, 12), np.int32))
+  (tmp_path / "out").mkdir()
+  out = pipeline._search_plots(config, lines.append)  # pylint: disable=protected-access
+  assert list(out) == ["cifar10"] and (tmp_path / "out" / "regret_cifar10.png").exists()

@@ -124,8 +124,8 @@ def test_export_load_roundtrip(run, exported):
   assert meta["command"] == "pytest tiny run" and meta["epoch"] == 0
   assert meta["summary"] == result["summary"] and meta["package_version"]
   assert meta["versions"]["jax"] == jax.__version__ and meta["created"]
-  # A workdir without a prior of its own loads with none.
-  assert a.prior_mean is None and a.prior_std is None
+  # The workdir's checkpoint carries the same prior (train.pretrain writes it).
+  np.testing.assert_array_equal(a.prior_mean, result["prior"][0])
 
 
 def test_launcher_writes_a_loadable_file(run, tmp_path):

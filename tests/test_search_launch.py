@@ -250,6 +250,7 @@ def test_benchmark_search_runs_and_records(data, tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert result["command"].startswith("python launch/benchmark_search.py") and result["machine"]["backend"] == "cpu"
+  assert result["matmul_rates"]["peak_gflops"] > 0 and result["machine"]["cpu_isa"]["effective"]
   for m in ("rs", "re"):
     row = result["methods"][m]
     assert row["loop_equals_batched"] and row["loop"]["seeds_run"] == 3 and not row["loop"]["extrapolated"]

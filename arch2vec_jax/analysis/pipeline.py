@@ -50,7 +50,9 @@ class AnalysisConfig:
     supervised_sizes: sizes at which the supervised embedding is trained (others skip it).
     gp_hyper_subset, gp_steps, gp_cholesky_max: see `gp.gp_fit`.
     smooth_cells: cells (random subset) whose pairs enter the smoothness curves.
-    search_results: folder with `<space>/<dataset>/traces/*.npz`.
+    search_results: folder with `<space>/<dataset>/traces/*.npz` (launch/search.py
+      `--workdir`s); None: `<workdir>/search`, the user's own searches (the
+      committed ones are under `results/search`).
     seed: seed of splits, subsets and training.
     supervised: `supervised.SupervisedConfig`.
   """
@@ -69,7 +71,7 @@ class AnalysisConfig:
   gp_steps: int = 80
   gp_cholesky_max: int = 2000
   smooth_cells: int = 5000
-  search_results: str = "results/search"
+  search_results: str | None = None
   seed: int = 0
   supervised: supervised.SupervisedConfig = supervised.SupervisedConfig()
 
@@ -168,10 +170,12 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
 
 def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
   out = {}
+  root = config.search_results if config.search_results is not None else os.path.join(config.workdir, "search")
   for dataset in config.datasets:
-    folder = os.path.join(config.search_results, config.space, dataset)
+    folder = os.path.join(root, config.space, dataset)
     traces = regret.load_traces(folder) if os.path.isdir(folder) else {}
     if not traces:
+      log(f"[{dataset}] no search traces in {folder}: regret plots skipped")
       continue
     summary_path = os.path.join(folder, "summary.json")
     optimum = None

@@ -68,7 +68,10 @@ __all__ = [
   "mlp_apply",
   "fit_mlp",
   "acquisition_scores",
+  "exact_scores",
+  "bound_scores",
   "acquire",
+  "flops_per_seed",
   "make_bo",
 ]
 
@@ -168,6 +171,19 @@ def _masked_mse(params: MLPParams, x: jax.Array, y: jax.Array, w: jax.Array) -> 
   return jnp.sum(w * err * err) / jnp.maximum(jnp.sum(w), 1.0)
 
 
+def _adam_step(optimizer: optax.GradientTransformation) -> Callable:
+  """One minibatch step of the network fit: `update((params, opt_state), xb, yb, wb) -> (params, opt_state)`."""
+  grad_fn = jax.grad(_masked_mse)
+
+  def update(carry, xb, yb, wb):
+    params, opt_state = carry
+    grads = grad_fn(params, xb, yb, wb)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  return update
+
+
 def fit_mlp(key: jax.Array, params: MLPParams, x: jax.Array, y: jax.Array, mask: jax.Array, num_rows: jax.Array | int,
             num_epochs: int, batch_size: int, learning_rate: float) -> MLPParams:
   """Trains the network with Adam on the masked rows (pybnn's DNGO loop).
@@ -191,13 +207,7 @@ def fit_mlp(key: jax.Array, params: MLPParams, x: jax.Array, y: jax.Array, mask:
   optimizer = optax.adam(learning_rate)
   opt_state = optimizer.init(params)
   w_all = mask.astype(jnp.float32)
-  grad_fn = jax.grad(_masked_mse)
-
-  def update(carry, xb, yb, wb):
-    params, opt_state = carry
-    grads = grad_fn(params, xb, yb, wb)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
+  update = _adam_step(optimizer)
 
   if batch_size == 0:
     params, _ = jax.lax.fori_loop(0, num_epochs, lambda _, c: update(c, x, y, w_all), (params, opt_state))
@@ -253,6 +263,23 @@ def acquisition_scores(mean: jax.Array, var: jax.Array, best: jax.Array, acquisi
   return blr.log_expected_improvement(mean, var, jnp.float32(target))
 
 
+def _scores(sur: Surrogate, mean: jax.Array, var: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
+  """Acquisition scores of predictions in standardised-target units (undone here): [M]."""
+  return acquisition_scores(mean * sur.y_sd + sur.y_mu, var * sur.y_sd**2, best, config.acquisition, config.target)
+
+
+def exact_scores(sur: Surrogate, e: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
+  """log EI of cells with embeddings e [M, D]: [M]."""
+  return _scores(sur, *blr.predict(sur.post, sur.features(e, config.surrogate == "blr")), best, config)
+
+
+def bound_scores(sur: Surrogate, e: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
+  """An upper bound of `exact_scores` [M] (the variance bound of `bound_rank` directions; module doc)."""
+  phi = sur.features(e, config.surrogate == "blr")
+  mean = jnp.dot(phi, sur.post.mean_w)
+  return _scores(sur, mean, blr.variance_upper_bound(sur.post, phi, config.bound_rank), best, config)
+
+
 def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax.Array, k: int, config: BOConfig,
             chunk_embeddings: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The k unvisited cells of largest EI (exact; pruned sweep, module doc).
@@ -272,22 +299,13 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
     pruned bool []: whether the pruned sweep was exact without the full pass).
   """
   n, dim = embeddings.shape
-  linear = config.surrogate == "blr"
   if chunk_embeddings is None:
     chunk = min(config.predict_chunk, n)
     pad = -(-n // chunk) * chunk - n
     chunk_embeddings = jnp.pad(embeddings, ((0, pad), (0, 0))).reshape(-1, chunk, dim)
 
-  def scores_of(mean, var):
-    return acquisition_scores(mean * sur.y_sd + sur.y_mu, var * sur.y_sd**2, best, config.acquisition, config.target)
-
-  def exact(sur, e):
-    return scores_of(*blr.predict(sur.post, sur.features(e, linear)))
-
-  def bound(sur, e):
-    phi = sur.features(e, linear)
-    mean = jnp.dot(phi, sur.post.mean_w)
-    return scores_of(mean, blr.variance_upper_bound(sur.post, phi, config.bound_rank))
+  exact = lambda sur, e: exact_scores(sur, e, best, config)  # noqa: E731
+  bound = lambda sur, e: bound_scores(sur, e, best, config)  # noqa: E731
 
   def sweep(fn, sur, chunks, visited):
     s = jax.lax.map(lambda e: fn(sur, e), chunks).reshape(-1)[:n]
@@ -383,6 +401,58 @@ def fit_surrogate(key: jax.Array, config: BOConfig, x: jax.Array, y: jax.Array, 
   sur = Surrogate(w, b, None, y_mu, y_sd)
   phi = sur.features(x, config.surrogate == "blr")
   return sur._replace(post=blr.fit(phi, ys, mask, config.pybnn_mll)), net
+
+
+def flops_per_seed(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget) -> dict[str, float]:
+  """The FLOPs of one seed of `make_bo` with a query budget, from XLA's counts of its parts.
+
+  Parts: the network fit (XLA's count of one Adam minibatch step x the steps
+  of every iteration: `num_epochs` x floor(n / batch_size) at n queried
+  cells), the BLR fit on the T-row buffer, and the pruned acquisition sweep
+  (the bound over every cell in `predict_chunk` chunks plus the exact scores
+  of `num_candidates` cells; the rare full pass is not counted). A time budget
+  can stop seeds earlier: this counts every iteration.
+
+  Returns:
+    {"fit", "blr", "sweep", "total"} FLOPs per seed.
+  """
+  from arch2vec_jax import perf  # pylint: disable=import-outside-toplevel
+
+  t_max, k = int(budget.max_queries), int(config.top_k)
+  n0 = min(int(config.num_init), t_max)
+  sizes = [n0 + i * k for i in range(max(0, -(-(t_max - n0) // k)))]
+  n_cells, dim = env.embeddings.shape
+  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+  optimizer = optax.adam(config.learning_rate)
+  params = jax.eval_shape(lambda: init_mlp(jax.random.PRNGKey(0), dim, config.hidden_dim))
+  carry = (params, jax.eval_shape(optimizer.init, params))
+  bs = config.batch_size or t_max
+  step = perf.compiled_flops(_adam_step(optimizer), carry, f32(min(bs, t_max), dim), f32(min(bs, t_max)),
+                             f32(min(bs, t_max)))
+  steps = [config.num_epochs * (1 if config.batch_size == 0 else max(n // min(bs, t_max), 1)) for n in sizes]
+  mask = jax.ShapeDtypeStruct((t_max,), jnp.bool_)
+  blr_flops = 0.0
+  sur = None
+  if config.surrogate == "dngo":
+    sur = jax.eval_shape(lambda x, y, m: fit_surrogate(jax.random.PRNGKey(0), config, x, y, m, t_max,
+                                                       init_mlp(jax.random.PRNGKey(1), dim, config.hidden_dim))[0],
+                         f32(t_max, dim), f32(t_max), mask)
+    blr_flops = perf.compiled_flops(lambda phi, y, m: blr.fit(phi, y, m, config.pybnn_mll),
+                                    f32(t_max, config.hidden_dim), f32(t_max), mask)
+  chunk = min(int(config.predict_chunk), n_cells)
+  chunks = -(-n_cells // chunk)
+  best = jax.ShapeDtypeStruct((), jnp.float32)
+  m = int(config.num_candidates)
+  if m == 0 or m >= n_cells:
+    sweep = chunks * perf.compiled_flops(lambda su, e, b: exact_scores(su, e, b, config), sur, f32(chunk, dim), best)
+  else:
+    sweep = (chunks * perf.compiled_flops(lambda su, e, b: bound_scores(su, e, b, config), sur, f32(chunk, dim), best)
+             + perf.compiled_flops(lambda su, e, b: exact_scores(su, e, b, config), sur, f32(m, dim), best))
+  out = {"fit": step * sum(steps), "blr": blr_flops * len(sizes), "sweep": sweep * len(sizes)}
+  out["total"] = sum(out.values())
+  out["adam_step"] = step
+  out["fit_steps"] = float(sum(steps))
+  return out
 
 
 def make_bo(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget, with_stats: bool = False) -> Callable:
