@@ -25,6 +25,11 @@ Never re-query (the reference scripts may draw a cell again and pay for it):
 the child is drawn uniformly among the parent's unvisited neighbours. Fallback
 when there is none (every neighbour visited, or a cell of an NB101 subset with
 no neighbour inside the subset): a uniformly random unvisited cell.
+
+Both are ask/tell methods (`arch2vec_jax.search.ask_tell`): `random_search()`
+and `regularized_evolution(config)` give pure `init` / `ask` / `tell`, driven
+by any evaluation; `make_random_search` and `make_regularized_evolution` are the
+compiled table searches over them (`ask_tell.table_search`).
 """
 
 from __future__ import annotations
@@ -36,13 +41,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from arch2vec_jax.search import ask_tell
 from arch2vec_jax.search import env as env_lib
 
 __all__ = [
   "REConfig",
   "RE_DEFAULTS",
+  "REState",
+  "RSState",
   "make_random_search",
   "make_regularized_evolution",
+  "random_search",
+  "regularized_evolution",
   "nb201_neighbours",
   "nb101_neighbours",
   "neighbour_table",
@@ -70,40 +80,167 @@ class REConfig:
 RE_DEFAULTS = {"nb201": REConfig(10, 3), "nb101": REConfig(50, 10)}
 
 
-def _random_step(env: env_lib.SearchEnv, budget: env_lib.Budget):
-  """scan body: query one uniformly random unvisited cell if the budget allows."""
+class RSState(NamedTuple):
+  """Random search's ask/tell state.
 
-  def step(state: env_lib.EnvState, key: jax.Array):
-    cell = env_lib.random_unvisited(key, state.visited)
-    active = env_lib.budget_active(state, budget) & ~state.visited[cell]
-    return env_lib.query(env, state, cell, active)
+  Attributes:
+    problem: the candidates.
+    progress: proposals and values told.
+    key: the stream key; the t-th draw uses `ask_tell.step_key(key, t)`.
+    num_drawn: int32 [], draws made.
+  """
 
-  return step
+  problem: ask_tell.Candidates
+  progress: ask_tell.Progress
+  key: jax.Array
+  num_drawn: jax.Array
+
+
+def random_search(batch_size: int = 1) -> ask_tell.AskTell:
+  """Random search as ask/tell: each `ask` draws `batch_size` distinct random unvisited cells.
+
+  The t-th draw (over all asks) is `env.random_unvisited(step_key(key, t), visited)`.
+  """
+  k = ask_tell.check_batch_size(batch_size)
+
+  def init(key: jax.Array, problem: ask_tell.Candidates) -> RSState:
+    return RSState(problem, ask_tell.init_progress(problem), key, jnp.array(0, jnp.int32))
+
+  def ask(state: RSState) -> tuple[jax.Array, RSState]:
+    visited = state.progress.visited
+    cells = []
+    for j in range(k):
+      cell = env_lib.random_unvisited(ask_tell.step_key(state.key, state.num_drawn + j), visited)
+      visited, cell = ask_tell.propose(visited, cell)
+      cells.append(cell)
+    progress = state.progress._replace(visited=visited)
+    return jnp.stack(cells), state._replace(progress=progress, num_drawn=state.num_drawn + k)
+
+  def tell(state: RSState, cells, values, costs=None) -> RSState:
+    return state._replace(progress=ask_tell.record(state.progress, cells, values, costs)[0])
+
+  return ask_tell.AskTell(init, ask, tell, k, "rs")
 
 
 def make_random_search(env: env_lib.SearchEnv, budget: env_lib.Budget) -> Callable[[jax.Array], env_lib.Trace]:
-  """Builds a pure `run(key) -> Trace` (length `budget.max_queries`): distinct uniformly random cells."""
-  t_max = int(budget.max_queries)
+  """Builds a pure `run(key) -> Trace` (length `budget.max_queries`): distinct random cells.
 
-  def run(key: jax.Array) -> env_lib.Trace:
-    _, rows = jax.lax.scan(_random_step(env, budget), env_lib.init_state(env), jax.random.split(key, t_max))
-    return rows
+  `ask_tell.table_search` over `random_search()`.
+  """
+  table_run = ask_tell.table_search(random_search(), env, budget)
+
+  def run(key: jax.Array) -> env_lib.Trace:  # a function of its own per method (e.g. for chex)
+    """Random search on the table, one seed."""
+    return table_run(key)
 
   return run
 
 
-class _RECarry(NamedTuple):
-  state: env_lib.EnvState
-  pop_cells: jax.Array  # [P] int32
-  pop_reward: jax.Array  # [P] float32
-  pop_valid: jax.Array  # [P] bool, members that were really queried
-  oldest: jax.Array  # [] int32, position of the oldest member
+class REState(NamedTuple):
+  """Regularized evolution's ask/tell state (population of P = `population_size`).
+
+  Attributes:
+    problem: the candidates (with the mutation neighbours).
+    progress: proposals and values told.
+    init_key: the key of the first P (random) proposals: the t-th uses `step_key(init_key, t)`.
+    key: the key of the next cycle (split in four at every cycle).
+    num_random: int32 [], random proposals made (P of them before the first cycle).
+    pop_cells: int32 [P], population members (the cells told, oldest replaced first).
+    pop_value: float32 [P], their values.
+    pop_valid: bool [P], positions holding a member.
+    oldest: int32 [], the position the next told cell takes.
+  """
+
+  problem: ask_tell.Candidates
+  progress: ask_tell.Progress
+  init_key: jax.Array
   key: jax.Array
+  num_random: jax.Array
+  pop_cells: jax.Array
+  pop_value: jax.Array
+  pop_valid: jax.Array
+  oldest: jax.Array
+
+
+def regularized_evolution(config: REConfig, batch_size: int = 1) -> ask_tell.AskTell:
+  """Regularized evolution as ask/tell (module doc).
+
+  The first `population_size` proposals are random; every later one is a
+  cycle: a tournament of `sample_size` distinct members (the best by value),
+  whose child (a random unvisited neighbour, else a random unvisited cell) is
+  proposed. Told cells enter the population in order, each replacing the oldest
+  member. With `batch_size` k > 1 one ask runs k cycles on the same population
+  (distinct children); a tournament with no member yet (values not told) falls
+  back to a random cell.
+
+  `init` needs `problem.neighbours` ([N, K], K >= 1).
+  """
+  k = ask_tell.check_batch_size(batch_size)
+  pop = int(config.population_size)
+  sample = int(config.sample_size)
+
+  def init(key: jax.Array, problem: ask_tell.Candidates) -> REState:
+    if problem.neighbours.ndim != 2 or problem.neighbours.shape[1] < 1:
+      raise ValueError("regularized evolution needs the mutation neighbours: Candidates."
+                       "neighbours [N, K], K >= 1 (baselines.neighbour_table), got "
+                       f"{problem.neighbours.shape}")
+    k_init, k_loop = jax.random.split(key)
+    zero = jnp.array(0, jnp.int32)
+    return REState(problem, ask_tell.init_progress(problem), k_init, k_loop, zero,
+                   jnp.zeros((pop,), jnp.int32), jnp.full((pop,), -jnp.inf, jnp.float32),
+                   jnp.zeros((pop,), bool), zero)
+
+  def random_cell(state: REState) -> tuple[jax.Array, jax.Array]:
+    key = ask_tell.step_key(state.init_key, state.num_random)
+    return env_lib.random_unvisited(key, state.progress.visited), state.key
+
+  def cycle_cell(state: REState) -> tuple[jax.Array, jax.Array]:
+    visited = state.progress.visited
+    key, k_sample, k_mut, k_fallback = jax.random.split(state.key, 4)
+    # Tournament: `sample` distinct members, the best by value (ties: the first drawn).
+    g = jax.random.gumbel(k_sample, (pop,))
+    members = jax.lax.top_k(jnp.where(state.pop_valid, g, -jnp.inf), sample)[1]
+    ok = state.pop_valid[members]
+    parent = state.pop_cells[members[jnp.argmax(jnp.where(ok, state.pop_value[members], -jnp.inf))]]
+    # Mutation: a uniformly random unvisited neighbour, else a random unvisited cell.
+    nbrs = state.problem.neighbours[parent]
+    free = (nbrs >= 0) & ~visited[jnp.maximum(nbrs, 0)] & jnp.any(ok)
+    pick = nbrs[jnp.argmax(jnp.where(free, jax.random.gumbel(k_mut, nbrs.shape), -jnp.inf))]
+    return jnp.where(jnp.any(free), pick, env_lib.random_unvisited(k_fallback, visited)), key
+
+  def ask(state: REState) -> tuple[jax.Array, REState]:
+    cells = []
+    for _ in range(k):
+      # Only the choice is a branch: the [N] mask is updated outside (a conditional's
+      # outputs are copies).
+      is_random = state.num_random < pop
+      cell, key = jax.lax.cond(is_random, random_cell, cycle_cell, state)
+      visited, cell = ask_tell.propose(state.progress.visited, cell)
+      state = state._replace(progress=state.progress._replace(visited=visited), key=key,
+                             num_random=state.num_random + is_random.astype(jnp.int32))
+      cells.append(cell)
+    return jnp.stack(cells), state
+
+  def tell(state: REState, cells, values, costs=None) -> REState:
+    progress, mask = ask_tell.record(state.progress, cells, values, costs)
+    cells, values, _ = ask_tell.as_batch(cells, values, costs)
+    pc, pv, pm, o = state.pop_cells, state.pop_value, state.pop_valid, state.oldest
+    for j in range(cells.shape[0]):  # aging: each told cell replaces the oldest member
+      m = mask[j]
+      pc = pc.at[o].set(jnp.where(m, cells[j], pc[o]))
+      pv = pv.at[o].set(jnp.where(m, values[j], pv[o]))
+      pm = pm.at[o].set(pm[o] | m)
+      o = jnp.where(m, (o + 1) % pop, o)
+    return state._replace(progress=progress, pop_cells=pc, pop_value=pv, pop_valid=pm, oldest=o)
+
+  return ask_tell.AskTell(init, ask, tell, k, "re")
 
 
 def make_regularized_evolution(config: REConfig, env: env_lib.SearchEnv, budget: env_lib.Budget,
                                neighbours: np.ndarray | jax.Array) -> Callable[[jax.Array], env_lib.Trace]:
   """Builds a pure `run(key) -> Trace` (length `budget.max_queries`).
+
+  `ask_tell.table_search` over `regularized_evolution(config)`.
 
   Args:
     config: population and tournament sizes.
@@ -114,50 +251,15 @@ def make_regularized_evolution(config: REConfig, env: env_lib.SearchEnv, budget:
   Returns:
     `run(key)`; vmap it over keys for seeds.
   """
-  t_max = int(budget.max_queries)
-  neighbours = jnp.asarray(neighbours, jnp.int32)
+  neighbours = np.asarray(neighbours)
   if neighbours.ndim != 2 or neighbours.shape[0] != env.num_cells:
     raise ValueError(f"neighbours must be [{env.num_cells}, K], got {neighbours.shape}")
-  pop = min(int(config.population_size), t_max)
-  sample = min(int(config.sample_size), pop)
-  cycles = t_max - pop
-
-  def cycle(carry: _RECarry, _):
-    key, k_sample, k_mut, k_fallback = jax.random.split(carry.key, 4)
-    # Tournament: `sample` distinct live members, the best by reward (ties: the first drawn).
-    g = jax.random.gumbel(k_sample, (pop,))
-    members = jax.lax.top_k(jnp.where(carry.pop_valid, g, -jnp.inf), sample)[1]
-    ok = carry.pop_valid[members]
-    parent = carry.pop_cells[members[jnp.argmax(jnp.where(ok, carry.pop_reward[members], -jnp.inf))]]
-    # Mutation: a uniformly random unvisited neighbour, else a random unvisited cell.
-    nbrs = neighbours[parent]
-    free = (nbrs >= 0) & ~carry.state.visited[jnp.maximum(nbrs, 0)]
-    pick = nbrs[jnp.argmax(jnp.where(free, jax.random.gumbel(k_mut, nbrs.shape), -jnp.inf))]
-    child = jnp.where(jnp.any(free), pick, env_lib.random_unvisited(k_fallback, carry.state.visited))
-    active = env_lib.budget_active(carry.state, budget) & ~carry.state.visited[child] & jnp.any(ok)
-    state, row = env_lib.query(env, carry.state, child, active)
-    # Aging: the child replaces the oldest member.
-    o = carry.oldest
-    carry = _RECarry(
-      state,
-      carry.pop_cells.at[o].set(jnp.where(active, child, carry.pop_cells[o])),
-      carry.pop_reward.at[o].set(jnp.where(active, env.reward[child], carry.pop_reward[o])),
-      carry.pop_valid.at[o].set(carry.pop_valid[o] | active),
-      jnp.where(active, (o + 1) % pop, o),
-      key,
-    )
-    return carry, row
+  problem = ask_tell.candidates_from_env(env, neighbours)
+  table_run = ask_tell.table_search(regularized_evolution(config), env, budget, problem)
 
   def run(key: jax.Array) -> env_lib.Trace:
-    k_init, k_loop = jax.random.split(key)
-    # The first `pop` queries: random cells, in query order = age order.
-    state, init_rows = jax.lax.scan(_random_step(env, budget), env_lib.init_state(env), jax.random.split(k_init, pop))
-    if cycles <= 0:
-      return init_rows
-    carry = _RECarry(state, jnp.maximum(init_rows.cell, 0), env.reward[jnp.maximum(init_rows.cell, 0)],
-                     init_rows.mask, jnp.int32(0), k_loop)
-    _, rows = jax.lax.scan(cycle, carry, None, length=cycles)
-    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), init_rows, rows)
+    """Regularized evolution on the table, one seed."""
+    return table_run(key)
 
   return run
 

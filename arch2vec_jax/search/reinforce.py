@@ -24,9 +24,12 @@ the release), after Williams (1992):
 Parameters are initialised as PyTorch does (U(-1/sqrt(128), 1/sqrt(128)) for
 the LSTM and the Linear layer).
 
-Shape of the program (purejaxrl style): `make_reinforce(config, env, budget)`
-does the static setup and returns a pure `run(key) -> Trace`; the episodes are a
-`lax.scan`, the 16 steps of an episode an inner `lax.scan`, and seeds a `vmap`.
+Shape of the program: `reinforce_search(config)` is the method as ask/tell
+(`arch2vec_jax.search.ask_tell`: pure `init`, `ask`, `tell`, driven by any
+evaluation; the Adam step runs in the `tell` that completes an episode);
+`make_reinforce(config, env, budget)` is the compiled table search over it, one
+`lax.scan` of ask -> table lookup -> tell returning a pure `run(key) -> Trace`,
+and seeds a `vmap`.
 """
 
 from __future__ import annotations
@@ -40,10 +43,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from arch2vec_jax.search import ask_tell
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
 
-__all__ = ["ReinforceConfig", "PolicyParams", "init_policy", "lstm_step", "policy_log_prob", "reinforce_loss", "make_reinforce"]
+__all__ = [
+  "ReinforceConfig",
+  "PolicyParams",
+  "RLState",
+  "init_policy",
+  "lstm_step",
+  "policy_log_prob",
+  "reinforce_loss",
+  "reinforce_search",
+  "make_reinforce",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,17 +175,135 @@ def reinforce_loss(params: PolicyParams, inputs: jax.Array, actions: jax.Array, 
   return -jnp.sum(w * logp * advantages) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-class _RLCarry(NamedTuple):
+class RLState(NamedTuple):
+  """arch2vec-RL's ask/tell state (H = hidden_dim, L = episode_length, D = embedding dim).
+
+  Attributes:
+    problem: the candidates (their embeddings are the search space).
+    progress: proposals and values told.
+    params: the policy.
+    opt_state: Adam's state.
+    baseline: float32 [], the reward baseline.
+    key: the key that the next episode's key is split from.
+    episode_key: this episode's key (the Gaussian noise [L, D] of its actions).
+    x: float32 [D], the embedding of the last evaluated cell (the next input).
+    lstm: (h [H], c [H]), the LSTM state (zeros at an episode's start).
+    step: int32 [], the episode position of the next proposal.
+    inputs: float32 [L, D], this episode's inputs.
+    actions: float32 [L, D], its sampled actions.
+    rewards: float32 [L], the values told (0 where none).
+    mask: bool [L], steps with a value told.
+  """
+
+  problem: ask_tell.Candidates
+  progress: ask_tell.Progress
   params: PolicyParams
   opt_state: optax.OptState
-  state: env_lib.EnvState
-  x: jax.Array  # [D] embedding of the previous cell
-  baseline: jax.Array  # []
+  baseline: jax.Array
   key: jax.Array
+  episode_key: jax.Array
+  x: jax.Array
+  lstm: tuple[jax.Array, jax.Array]
+  step: jax.Array
+  inputs: jax.Array
+  actions: jax.Array
+  rewards: jax.Array
+  mask: jax.Array
+
+
+def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.AskTell:
+  """arch2vec-RL as ask/tell (module doc).
+
+  `init` picks the free start cell and the policy; each `ask` runs the LSTM
+  `batch_size` steps (k must divide `episode_length`; within a batch each
+  step's input is the previous proposal's embedding) and snaps each action to
+  the nearest unvisited cell; `tell` records the values (NaN: not evaluated,
+  left out of the loss, and the input stays the last evaluated cell) and, once
+  an episode's `episode_length` steps are told, takes the Adam step and starts
+  the next episode. `tell` needs the cells of the preceding `ask`, in order.
+  """
+  k = ask_tell.check_batch_size(batch_size)
+  length = int(config.episode_length)
+  if length % k:
+    raise ValueError(f"batch_size {k} must divide episode_length {length}")
+  hidden = int(config.hidden_dim)
+  optimizer = optax.adam(config.learning_rate)
+  std = float(config.action_std)
+
+  def init(key: jax.Array, problem: ask_tell.Candidates) -> RLState:
+    k_start, k_params, k_loop = jax.random.split(key, 3)
+    progress = ask_tell.init_progress(problem)
+    start = env_lib.random_unvisited(k_start, progress.visited)
+    progress = progress._replace(visited=progress.visited.at[start].set(True))  # free start
+    dim = problem.embeddings.shape[1]
+    params = init_policy(k_params, dim, hidden)
+    key, k_ep = jax.random.split(k_loop)
+    h0 = jnp.zeros(hidden, jnp.float32)
+    return RLState(problem, progress, params, optimizer.init(params), jnp.float32(config.baseline),
+                   key, k_ep, problem.embeddings[start], (h0, h0), jnp.array(0, jnp.int32),
+                   jnp.zeros((length, dim), jnp.float32), jnp.zeros((length, dim), jnp.float32),
+                   jnp.zeros((length,), jnp.float32), jnp.zeros((length,), bool))
+
+  def ask(state: RLState) -> tuple[jax.Array, RLState]:
+    dim = state.problem.embeddings.shape[1]
+    noise = jax.random.normal(state.episode_key, (length, dim))
+    visited, x, lstm = state.progress.visited, state.x, state.lstm
+    inputs, actions, cells = state.inputs, state.actions, []
+    for j in range(k):
+      pos = state.step + j
+      lstm, mean = lstm_step(state.params, x, lstm)
+      action = mean + std * noise[pos]
+      cell = env_lib.nearest_unvisited(state.problem, visited, action, config.skip_nearest)
+      visited, cell = ask_tell.propose(visited, cell)
+      inputs, actions = inputs.at[pos].set(x), actions.at[pos].set(action)
+      x = jnp.where(cell >= 0, state.problem.embeddings[jnp.maximum(cell, 0)], x)
+      cells.append(cell)
+    progress = state.progress._replace(visited=visited)
+    state = state._replace(progress=progress, lstm=lstm, inputs=inputs, actions=actions)
+    return jnp.stack(cells), state
+
+  def end_episode(state: RLState) -> RLState:
+    advantages = state.rewards - state.baseline
+    loss_grad = jax.grad(reinforce_loss)
+    grads = loss_grad(state.params, state.inputs, state.actions, advantages, state.mask, std)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    baseline = state.baseline
+    if config.baseline_decay is not None:
+      n = jnp.sum(state.mask)
+      mean_r = jnp.sum(state.rewards) / jnp.maximum(n, 1)
+      decayed = config.baseline_decay * baseline + (1.0 - config.baseline_decay) * mean_r
+      baseline = jnp.where(n > 0, decayed, baseline)
+    key, k_ep = jax.random.split(state.key)
+    h0 = jnp.zeros(hidden, jnp.float32)
+    return state._replace(params=params, opt_state=opt_state, baseline=baseline, key=key,
+                          episode_key=k_ep, lstm=(h0, h0), step=jnp.zeros_like(state.step),
+                          rewards=jnp.zeros_like(state.rewards), mask=jnp.zeros_like(state.mask))
+
+  def tell(state: RLState, cells, values, costs=None) -> RLState:
+    progress, told = ask_tell.record(state.progress, cells, values, costs)
+    cells, values, _ = ask_tell.as_batch(cells, values, costs)
+    if cells.shape[0] != k:
+      raise ValueError(f"tell needs the {k} cells of the last ask, got {cells.shape[0]}")
+    x, rewards, mask = state.x, state.rewards, state.mask
+    for j in range(k):
+      pos = state.step + j
+      rewards = rewards.at[pos].set(jnp.where(told[j], values[j], 0.0))
+      mask = mask.at[pos].set(told[j])
+      x = jnp.where(told[j], state.problem.embeddings[jnp.maximum(cells[j], 0)], x)
+    # The candidates and the [N] mask stay out of the branch (a conditional's outputs are copies).
+    learner = state._replace(problem=None, progress=None, x=x, rewards=rewards, mask=mask,
+                             step=state.step + k)
+    learner = jax.lax.cond(learner.step >= length, end_episode, lambda s: s, learner)
+    return learner._replace(problem=state.problem, progress=progress)
+
+  return ask_tell.AskTell(init, ask, tell, k, "rl")
 
 
 def make_reinforce(config: ReinforceConfig, env: env_lib.SearchEnv, budget: env_lib.Budget) -> Callable[[jax.Array], env_lib.Trace]:
   """Builds a pure `run(key) -> Trace` (trace length `budget.max_queries`).
+
+  `ask_tell.table_search` over `reinforce_search(config)`.
 
   Args:
     config: REINFORCE settings.
@@ -181,50 +313,10 @@ def make_reinforce(config: ReinforceConfig, env: env_lib.SearchEnv, budget: env_
   Returns:
     `run(key)`; vmap it over keys for seeds.
   """
-  t_max = int(budget.max_queries)
-  length = int(config.episode_length)
-  num_episodes = -(-t_max // length)
-  dim = env.embeddings.shape[1]
-  optimizer = optax.adam(config.learning_rate)
-  std = float(config.action_std)
+  table_run = ask_tell.table_search(reinforce_search(config), env, budget)
 
-  def run(key: jax.Array) -> env_lib.Trace:
-    k_start, k_params, k_loop = jax.random.split(key, 3)
-    state = env_lib.init_state(env)
-    start = env_lib.random_unvisited(k_start, state.visited)
-    state = state._replace(visited=state.visited.at[start].set(True))  # free start
-    params = init_policy(k_params, dim, config.hidden_dim)
-    carry = _RLCarry(params, optimizer.init(params), state, env.embeddings[start], jnp.float32(config.baseline), k_loop)
-
-    def episode(carry: _RLCarry, _):
-      key, k_ep = jax.random.split(carry.key)
-      h0 = jnp.zeros(config.hidden_dim, jnp.float32)
-
-      def step(c, noise):
-        lstm, x, state = c
-        lstm, mean = lstm_step(carry.params, x, lstm)
-        action = mean + std * noise
-        cell = env_lib.nearest_unvisited(env, state.visited, action, config.skip_nearest)
-        active = env_lib.budget_active(state, budget) & ~state.visited[cell]
-        state, row = env_lib.query(env, state, cell, active)
-        x_next = jnp.where(active, env.embeddings[cell], x)
-        return (lstm, x_next, state), (x, action, row)
-
-      (_, x, state), (inputs, actions, rows) = jax.lax.scan(
-          step, ((h0, h0), carry.x, carry.state), jax.random.normal(k_ep, (length, dim)))
-      rewards = jnp.where(rows.mask, rows.reward, 0.0)
-      grads = jax.grad(reinforce_loss)(carry.params, inputs, actions, rewards - carry.baseline, rows.mask, std)
-      updates, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
-      params = optax.apply_updates(carry.params, updates)
-      baseline = carry.baseline
-      if config.baseline_decay is not None:
-        n = jnp.sum(rows.mask)
-        mean_r = jnp.sum(rewards) / jnp.maximum(n, 1)
-        decayed = config.baseline_decay * baseline + (1.0 - config.baseline_decay) * mean_r
-        baseline = jnp.where(n > 0, decayed, baseline)
-      return _RLCarry(params, opt_state, state, x, baseline, key), rows
-
-    _, rows = jax.lax.scan(episode, carry, None, length=num_episodes)
-    return jax.tree.map(lambda a: a.reshape((num_episodes * length,) + a.shape[2:])[:t_max], rows)
+  def run(key: jax.Array) -> env_lib.Trace:  # a function of its own per method (e.g. for chex)
+    """arch2vec-RL on the table, one seed."""
+    return table_run(key)
 
   return sequential_vmap(run) if config.sequential_seeds else run

@@ -9,7 +9,9 @@ more than one device exists, with the seed axis sharded over `jax.devices()`
 (`NamedSharding` inputs, `shard_map` of the vmapped run, seeds padded to a
 multiple of the device count).
 `run_seeds_loop` runs the same seeds one by one (the Python-loop reference for
-tests and the speed comparison).
+tests and the speed comparison). `make_ask_tell(method, config, batch_size)`
+gives the same method as pure ask/tell functions (`ask_tell`), for searches
+driven by any evaluation; 'rs', 're' and 'rl' run on them in `make_search` too.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from arch2vec_jax import parallel
-from arch2vec_jax.search import baselines, dngo, reinforce
+from arch2vec_jax.search import ask_tell, baselines, dngo, reinforce
 from arch2vec_jax.search import env as env_lib
 
 __all__ = [
   "METHODS",
   "default_config",
   "make_search",
+  "make_ask_tell",
   "batched_run",
   "seeds_program",
   "run_seeds",
@@ -85,6 +88,29 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
     if neighbours is None:
       raise ValueError("regularized evolution needs the mutation `neighbours` table")
     return baselines.make_regularized_evolution(config, env, budget, neighbours)
+  raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def make_ask_tell(method: str, config: Any = None, batch_size: int = 1) -> ask_tell.AskTell:
+  """A method as ask/tell functions (`ask_tell.AskTell`: pure `init`, `ask`, `tell`).
+
+  Args:
+    method: 'rs', 're' or 'rl' ('bo' is not ask/tell yet).
+    config: the method's config (`default_config`); ignored by 'rs'.
+    batch_size: cells per `ask` (static; 'rl' needs it to divide the episode length).
+
+  Returns:
+    The method; `make_search(method, config, env, budget)` is
+    `ask_tell.table_search` over it with `batch_size` 1.
+  """
+  if method == "rs":
+    return baselines.random_search(batch_size)
+  if method == "re":
+    return baselines.regularized_evolution(config, batch_size)
+  if method == "rl":
+    return reinforce.reinforce_search(config, batch_size)
+  if method == "bo":
+    raise NotImplementedError("arch2vec-BO has no ask/tell interface yet; use make_search('bo')")
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
