@@ -194,6 +194,16 @@ def test_checkpoint_resume(table, method, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   rest, _ = loop(restored, 13 - 6)
   assert first + rest == full
+  # Saved without the candidates (the template's are used, and must be the same).
+  small = tmp_path / "small.msgpack"
+  ask_tell.save_state(small, saved, with_problem=False)
+  assert small.stat().st_size < (tmp_path / "state.msgpack").stat().st_size
+  rest, _ = loop(ask_tell.restore_state(small, template), 13 - 6)
+  assert first + rest == full
+  other = search.init(key, ask_tell.make_candidates(np.asarray(cand.embeddings) + 1.0,
+                                                    neighbours=np.asarray(cand.neighbours)))
+  with pytest.raises(ask_tell.StateFileError, match="not the ones it was saved with"):
+    ask_tell.restore_state(small, other)
 
 
 def test_restore_refuses_other_states(table, tmp_path):
@@ -204,7 +214,8 @@ def test_restore_refuses_other_states(table, tmp_path):
   with pytest.raises(ask_tell.StateFileError, match="RSState state, but the template is a REState"):
     ask_tell.restore_state(path, re_.init(jax.random.PRNGKey(0), cand))
   small = ask_tell.make_candidates(num_cells=10)
-  with pytest.raises(ask_tell.StateFileError, match=r"embeddings is float32\[96, 4\], the template's float32\[10, 1\]"):
+  shapes = r"embeddings is float32\[96, 4\], the template's float32\[10, 1\]"
+  with pytest.raises(ask_tell.StateFileError, match=shapes):
     ask_tell.restore_state(path, rs.init(jax.random.PRNGKey(0), small))
   data = bytearray(path.read_bytes())
   data[len(data) // 2] ^= 1
@@ -324,7 +335,7 @@ def _old_reinforce(config, env, budget):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_compiled_equals_the_pre_ask_tell_program(table, method):
-  """The compiled search (scan of ask -> lookup -> tell) gives the old programs' traces, bit for bit."""
+  """The compiled search (ask -> lookup -> tell) gives the old programs' traces, bit for bit."""
   env, neighbours, _, _ = table
   config, queries = CONFIGS[method]
   old = {"rs": lambda b: _old_random_search(env, b),

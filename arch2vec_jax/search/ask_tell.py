@@ -14,7 +14,19 @@ neighbours), never the accuracy table: values come only through `tell`. Every
 state is a pytree of NamedTuples holding its `problem` and its `Progress` (the
 proposed cells, the values told, the best so far); `init`, `ask` and `tell` are
 jit-able (`jit_search` jits all three) and also run eagerly from a plain Python
-loop. `save_state` / `restore_state` checkpoint any state atomically.
+loop. `save_state` / `restore_state` checkpoint any state atomically. A search
+driven by your own training:
+
+  from arch2vec_jax.search import Budget, ask_tell, runner
+  candidates = ask_tell.make_candidates(embeddings)   # [N, D], e.g. an encoder's embed(pool)
+  config = runner.default_config("rl", "nb201")
+  search = ask_tell.jit_search(runner.make_ask_tell("rl", config, batch_size=4))
+  state = search.init(jax.random.PRNGKey(0), candidates)
+  while ask_tell.within_budget(state, Budget(100)):
+    cells, state = search.ask(state)                   # 4 cells: train them in parallel
+    state = search.tell(state, cells, [train(pool[c]) if c >= 0 else np.nan for c in cells])
+    ask_tell.save_state("search.msgpack", state)       # resume: restore_state(path, template)
+  best = pool[int(state.progress.best_cell)]
 
 Conventions:
 
@@ -357,7 +369,8 @@ def _forwarding_jit(fn: Callable) -> Callable:
   returns only the leaves that changed, found when tracing (an output tracer
   that is an input tracer), and the rest are the caller's arrays.
   """
-  plans = {}  # (input treedef, shapes and dtypes) -> (output treedef, source input of each leaf or -1)
+  # (input treedef, shapes and dtypes) -> (output treedef, the input each output leaf is, or -1)
+  plans = {}
 
   def flat(*args):
     in_leaves, in_tree = jax.tree.flatten(args)
@@ -418,24 +431,36 @@ def _to_host(state: Any) -> Any:
   return jax.tree.map(lambda x: np.asarray(jax.random.key_data(x) if _is_key(x) else x), state)
 
 
-def save_state(path: str | os.PathLike, state: Any, extra: Any = None) -> str:
+def _digest(tree: Any) -> str:
+  """SHA-256 over the shapes, dtypes and bytes of a pytree's leaves."""
+  h = hashlib.sha256()
+  for x in jax.tree.leaves(_to_host(tree)):
+    h.update(f"{x.dtype}{x.shape}".encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+  return h.hexdigest()
+
+
+def save_state(path: str | os.PathLike, state: Any, extra: Any = None,
+               with_problem: bool = True) -> str:
   """Saves an ask/tell state (any pytree of arrays) atomically as msgpack with a SHA-256 trailer.
 
   Args:
     path: the file (its folder is created); written to a temporary name, then renamed.
     state: the state (device arrays are fetched; typed PRNG keys are stored as key data).
     extra: JSON-serialisable data stored beside it (e.g. the loop's step, a trace).
+    with_problem: also store the candidates (`state.problem`; for a large pool
+      most of the file). False stores only their SHA-256: `restore_state` then
+      takes them from the template and refuses other candidates.
 
   Returns:
     The path.
   """
-  payload = {
-    "format": _FORMAT,
-    "version": _VERSION,
-    "type": type(state).__name__,
-    "state": flax.serialization.to_state_dict(_to_host(state)),
-    "extra": json.dumps(extra),
-  }
+  payload = {"format": _FORMAT, "version": _VERSION, "type": type(state).__name__}
+  if not with_problem:
+    payload["problem_sha256"] = _digest(state.problem)
+    state = state._replace(problem=None)
+  payload["state"] = flax.serialization.to_state_dict(_to_host(state))
+  payload["extra"] = json.dumps(extra)
   data = flax.serialization.msgpack_serialize(payload)
   fileio.atomic_write_bytes(path, data + _MAGIC + hashlib.sha256(data).digest())
   return os.fspath(path)
@@ -487,6 +512,12 @@ def restore_state(path: str | os.PathLike, template: Any, with_extra: bool = Fal
     raise StateFileError(
       f"{path}: a {payload['type']} state, but the template is a {type(template).__name__}"
     )
+  problem = None
+  if "problem_sha256" in payload:  # saved without the candidates: the template's, if the same
+    if _digest(template.problem) != payload["problem_sha256"]:
+      raise StateFileError(f"{path}: saved without its candidates, and the template's candidates "
+                           "are not the ones it was saved with")
+    problem, template = template.problem, template._replace(problem=None)
   host = _to_host(template)
   try:
     restored = flax.serialization.from_state_dict(host, payload["state"])
@@ -510,4 +541,6 @@ def restore_state(path: str | os.PathLike, template: Any, with_extra: bool = Fal
       else jnp.asarray(x)
     )
   state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
+  if problem is not None:
+    state = state._replace(problem=problem)
   return (state, json.loads(payload["extra"])) if with_extra else state
