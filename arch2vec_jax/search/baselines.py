@@ -80,6 +80,11 @@ class REConfig:
 RE_DEFAULTS = {"nb201": REConfig(10, 3), "nb101": REConfig(50, 10)}
 
 
+# Jitted once: run op by op (an eager ask), `random_unvisited`'s `while_loop` would be traced
+# and compiled anew at every call; inside a jitted program it is inlined.
+_random_unvisited = jax.jit(env_lib.random_unvisited, static_argnames="tries")
+
+
 class RSState(NamedTuple):
   """Random search's ask/tell state.
 
@@ -110,7 +115,7 @@ def random_search(batch_size: int = 1) -> ask_tell.AskTell:
     visited = state.progress.visited
     cells = []
     for j in range(k):
-      cell = env_lib.random_unvisited(ask_tell.step_key(state.key, state.num_drawn + j), visited)
+      cell = _random_unvisited(ask_tell.step_key(state.key, state.num_drawn + j), visited)
       visited, cell = ask_tell.propose(visited, cell)
       cells.append(cell)
     progress = state.progress._replace(visited=visited)

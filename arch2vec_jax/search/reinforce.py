@@ -280,6 +280,9 @@ def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.A
                           episode_key=k_ep, lstm=(h0, h0), step=jnp.zeros_like(state.step),
                           rewards=jnp.zeros_like(state.rewards), mask=jnp.zeros_like(state.mask))
 
+  def keep(state: RLState) -> RLState:  # one function object: eager `lax.cond` calls hit its cache
+    return state
+
   def tell(state: RLState, cells, values, costs=None) -> RLState:
     progress, told = ask_tell.record(state.progress, cells, values, costs)
     cells, values, _ = ask_tell.as_batch(cells, values, costs)
@@ -294,7 +297,7 @@ def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.A
     # The candidates and the [N] mask stay out of the branch (a conditional's outputs are copies).
     learner = state._replace(problem=None, progress=None, x=x, rewards=rewards, mask=mask,
                              step=state.step + k)
-    learner = jax.lax.cond(learner.step >= length, end_episode, lambda s: s, learner)
+    learner = jax.lax.cond(learner.step >= length, end_episode, keep, learner)
     return learner._replace(problem=state.problem, progress=progress)
 
   return ask_tell.AskTell(init, ask, tell, k, "rl")
