@@ -152,3 +152,23 @@ def test_bo_variants_run(table):
   assert np.asarray(trace.mask).all() and len(set(np.asarray(trace.cell).tolist())) == 9
   assert stats.pruned.shape == (3,) and np.isfinite(np.asarray(stats.log_alpha)).all()
   assert ((np.asarray(stats.log_alpha) >= blr.LOG_BOUNDS[0]) & (np.asarray(stats.log_alpha) <= blr.LOG_BOUNDS[1])).all()
+
+
+@pytest.mark.parametrize("group", [2, 4])
+def test_bo_seed_groups_equal_one_seed_at_a_time(table, group):
+  """`seed_group` batches the per-seed fit and sweep of a few seeds (5 seeds: the last group padded)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+
+  env, neighbours = table
+  config, queries = CONFIGS["bo"]
+  keys = jax.random.split(jax.random.PRNGKey(3), 5)
+  one = runner.run_seeds(runner.make_search("bo", config, env, env_lib.Budget(queries), neighbours), keys)
+  grouped_run = runner.make_search("bo", dataclasses.replace(config, seed_group=group), env, env_lib.Budget(queries),
+                                   neighbours)
+  chex.clear_trace_counter()  # the counter is keyed by the function's code, shared by every make_bo
+  counted = chex.assert_max_traces(grouped_run, n=1)
+  grouped = runner.run_seeds(counted, keys)
+  _assert_traces_equal(grouped, one)
+  runner.run_seeds(counted, keys)  # no retrace
+  with pytest.raises(ValueError, match="seed_group"):
+    dngo.BOConfig(seed_group=0)

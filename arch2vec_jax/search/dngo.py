@@ -103,6 +103,8 @@ class BOConfig:
     sequential_seeds: under `vmap`, fit and sweep seed by seed
       (`sequential_vmap`; faster on CPU, where XLA's batched small matmuls and
       batched table sweeps are slow); False keeps them batched (accelerators).
+    seed_group: with `sequential_seeds`, this many seeds per step of the loop
+      over seeds, batched together (1: one seed at a time, the default).
   """
 
   surrogate: str = "dngo"
@@ -123,6 +125,7 @@ class BOConfig:
   num_candidates: int = 64
   bound_rank: int = 16
   sequential_seeds: bool = True
+  seed_group: int = 1
 
   def __post_init__(self):
     if self.surrogate not in ("dngo", "blr"):
@@ -131,6 +134,8 @@ class BOConfig:
       raise ValueError(f"acquisition must be 'ei' or 'release', got {self.acquisition!r}")
     if self.top_k < 1 or self.num_init < 1 or self.batch_size < 0 or self.predict_chunk < 1:
       raise ValueError(f"bad BOConfig {self}")
+    if self.seed_group < 1:
+      raise ValueError(f"seed_group must be >= 1, got {self.seed_group}")
     if self.num_candidates and self.num_candidates < self.top_k:
       raise ValueError(f"num_candidates must be 0 or >= top_k, got {self}")
 
@@ -494,7 +499,7 @@ def make_bo(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget, wi
     return jax.lax.cond(active, fit_and_pick, skip, net)
 
   if config.sequential_seeds:
-    think = sequential_vmap(think)
+    think = sequential_vmap(think, config.seed_group)
 
   def query_and_write(carry: _BOCarry, cell: jax.Array, ok: jax.Array):
     """Queries `cell` (if the budget allows and `ok`) and appends it to the data buffer."""
