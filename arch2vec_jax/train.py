@@ -569,25 +569,14 @@ def pretrain(
     latent mean and std, np [n, latent] each, that its prior samples used;
     None when no epoch ran).
   """
-  run = functools.partial(_pretrain, config, workdir, resume=resume, command=command, log=log, space=space,
-                          cells=cells, save_embeddings=save_embeddings)
+  run = functools.partial(_pretrain, config, workdir, resume, command, log, space, cells, save_embeddings)
   if workdir is None or not parallel.is_main_process():
     return run()
   with workdir_lib.claim(workdir, resume=resume, overwrite=overwrite):
     return run()
 
 
-def _pretrain(
-  config: TrainConfig,
-  workdir: str | os.PathLike | None = None,
-  *,
-  resume: bool = False,
-  command: str | None = None,
-  log: Callable[[str], None] | None = print,
-  space: Any = None,
-  cells: tuple[np.ndarray, np.ndarray] | None = None,
-  save_embeddings: bool = True,
-) -> dict[str, Any]:
+def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddings) -> dict[str, Any]:
   """`pretrain` inside the claimed workdir."""
   main = parallel.is_main_process()
   log = log if (log is not None and main) else (lambda _: None)
