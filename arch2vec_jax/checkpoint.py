@@ -26,7 +26,8 @@ import json
 import os
 import re
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.serialization
 import jax
@@ -37,14 +38,14 @@ from arch2vec_jax import fileio
 __all__ = [
   "CheckpointError",
   "checkpoint_path",
-  "list_checkpoints",
-  "latest_checkpoint",
-  "save_checkpoint",
-  "restore_checkpoint",
-  "load_raw",
-  "verify_checkpoint",
   "checkpoint_run",
+  "latest_checkpoint",
+  "list_checkpoints",
+  "load_raw",
   "remove_temporaries",
+  "restore_checkpoint",
+  "save_checkpoint",
+  "verify_checkpoint",
 ]
 
 _PATTERN = re.compile(r"^checkpoint_(\d+)\.msgpack$")
@@ -197,7 +198,7 @@ def _decode(path: str, data: bytes) -> dict[str, Any]:
       raise ValueError("not a checkpoint payload {'state', 'epoch', 'extra'}")
     payload["extra"] = json.loads(payload["extra"])
     int(payload["epoch"])
-  except Exception as e:  # msgpack's ExtraData / OutOfData / FormatError, ValueError, TypeError ...
+  except Exception as e:  # noqa: BLE001  msgpack's ExtraData / OutOfData / FormatError, ValueError, TypeError ...
     raise CheckpointError(f"{path}: damaged checkpoint: cannot be decoded ({len(data)} bytes; "
                           f"truncated or corrupt: {type(e).__name__}: {e})") from None
   return payload

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app, flags
 
 from arch2vec_jax.machine import machine_info
 
-__all__ = ["command_line", "machine_info", "define_device_flags", "setup_devices", "run", "USER_ERRORS"]
+__all__ = ["USER_ERRORS", "command_line", "define_device_flags", "machine_info", "run", "setup_devices"]
 
 # What a launcher user sees as one line ("<launcher>: error: ..."); the traceback only with --debug.
 USER_ERRORS = (app.UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError)

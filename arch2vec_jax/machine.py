@@ -16,8 +16,12 @@ from typing import Any
 __all__ = ["cpu_isa", "machine_info"]
 
 # x86 vector instruction sets, widest first: (name, /proc/cpuinfo flag, XLA's --xla_cpu_max_isa value).
-_ISAS = (("AVX-512", "avx512f", "AVX512"), ("AVX2", "avx2", "AVX2"), ("AVX", "avx", "AVX"),
-         ("SSE4.2", "sse4_2", "SSE4_2"))
+_ISAS = (
+  ("AVX-512", "avx512f", "AVX512"),
+  ("AVX2", "avx2", "AVX2"),
+  ("AVX", "avx", "AVX"),
+  ("SSE4.2", "sse4_2", "SSE4_2"),
+)
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -85,7 +89,9 @@ def machine_info() -> dict[str, Any]:
     "cpu_model": _cpu_model(),
     "cpu_isa": cpu_isa(),
     "cpu_count": os.cpu_count(),
-    "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    "cpus_usable": len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity")
+    else os.cpu_count(),
     "xla_flags": os.environ.get("XLA_FLAGS", ""),
     "load_average": list(os.getloadavg()),
   }

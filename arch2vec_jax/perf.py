@@ -16,7 +16,8 @@ once, so count a loop's body and multiply by its trip count yourself.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +55,9 @@ def time_compiled(compiled: Callable, *args: Any, min_time: float = 0.2, repeats
   return best
 
 
-def matmul_rate(m: int, k: int, n: int, batch: int | None = None, inner: int | None = None,
-                min_time: float = 0.2) -> dict[str, Any]:
+def matmul_rate(
+  m: int, k: int, n: int, batch: int | None = None, inner: int | None = None, min_time: float = 0.2
+) -> dict[str, Any]:
   """The measured fp32 rate of [batch,] m x k @ k x n matmuls inside one compiled loop.
 
   The loop runs `inner` dependent products (each input scaled by the step
@@ -80,8 +82,12 @@ def matmul_rate(m: int, k: int, n: int, batch: int | None = None, inner: int | N
 
   compiled = jax.jit(chain).lower(a, b, scale).compile()
   seconds = time_compiled(compiled, a, b, scale, min_time=min_time)
-  return {"shape": {"batch": batch, "m": m, "k": k, "n": n}, "flops_per_call": flops_one * inner,
-          "seconds": seconds, "gflops": flops_one * inner / seconds / 1e9}
+  return {
+    "shape": {"batch": batch, "m": m, "k": k, "n": n},
+    "flops_per_call": flops_one * inner,
+    "seconds": seconds,
+    "gflops": flops_one * inner / seconds / 1e9,
+  }
 
 
 # The shapes the hot loops multiply (m, k, n): the GIN MLP on a batch of B NB201

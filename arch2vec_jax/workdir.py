@@ -15,9 +15,9 @@ import contextlib
 import fcntl
 import os
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
-__all__ = ["RUN_FILES", "LOCK_FILE", "WorkdirInUse", "claim"]
+__all__ = ["LOCK_FILE", "RUN_FILES", "WorkdirInUse", "claim"]
 
 RUN_FILES = ("metrics.json", "embeddings.npz", "checkpoints", "seeds.json")
 LOCK_FILE = ".lock"
@@ -68,15 +68,19 @@ def claim(workdir: str | os.PathLike, *, resume: bool, overwrite: bool = False) 
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-      raise WorkdirInUse(f"workdir {path} is in use by another run (pid {owner}); wait for it to end or use "
-                         "another --workdir") from None
+      raise WorkdirInUse(
+        f"workdir {path} is in use by another run (pid {owner}); wait for it to end or use "
+        "another --workdir"
+      ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     held = _held_files(path)
     if held and not resume:
       if not overwrite:
-        raise ValueError(f"workdir {path} already holds a run ({', '.join(held)}); pass --resume to continue it "
-                         "or --overwrite to replace it")
+        raise ValueError(
+          f"workdir {path} already holds a run ({', '.join(held)}); pass --resume to continue it "
+          "or --overwrite to replace it"
+        )
       for name in held:
         p = os.path.join(path, name.rstrip("/"))
         shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)

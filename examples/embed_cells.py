@@ -26,10 +26,14 @@ NB201_CELLS = [
   "|none~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",
 ]
 NB101_CELLS = [  # (upper-triangular adjacency, op labels): input, 3 ops, output
-  ([[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
-   ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu", "output"]),
-  ([[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
-   ["input", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "output"]),
+  (
+    [[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
+    ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu", "output"],
+  ),
+  (
+    [[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
+    ["input", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "output"],
+  ),
   ([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"]),
 ]
 
@@ -40,14 +44,19 @@ def main(argv=None) -> dict:
   p.add_argument("--nb101", default="nb101", help="a shipped name or a pre-training --workdir")
   args = p.parse_args(argv)
   out = {}
-  for name, source, cells in (("nb201", args.nb201, NB201_CELLS), ("nb101", args.nb101, NB101_CELLS)):
+  for name, source, cells in (
+    ("nb201", args.nb201, NB201_CELLS),
+    ("nb101", args.nb101, NB101_CELLS),
+  ):
     encoder = pretrained.load(source)
     z = np.asarray(encoder.embed(cells))  # [cells, 16]
     near = encoder.nearest(z, z, k=2)  # the nearest other cell of this small pool
     print(f"{name} ({encoder.meta.get('command', source)}): embeddings {z.shape}")
     for i in range(len(cells)):
       j = int(near.index[i, 1])
-      print(f"  cell {i}: |z| {np.linalg.norm(z[i]):.2f}, nearest other cell {j} at {float(near.distance[i, 1]):.3f}")
+      print(
+        f"  cell {i}: |z| {np.linalg.norm(z[i]):.2f}, nearest other cell {j} at {float(near.distance[i, 1]):.3f}"
+      )
     out[name] = {"embeddings": z, "nearest": near.index[:, 1], "encoder": encoder}
   return out
 

@@ -56,13 +56,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  problem = experiment.load_problem(args.space, args.benchmark, args.dataset, args.embeddings,
-                                    methods=[args.method], cost_per_query=args.cost_per_query)
+  problem = experiment.load_problem(
+    args.space,
+    args.benchmark,
+    args.dataset,
+    args.embeddings,
+    methods=[args.method],
+    cost_per_query=args.cost_per_query,
+  )
   budget = experiment.make_budget(problem, args.queries, args.time_budget)
   env = problem.env
   # What the search may see: the candidate cells (embeddings, mutation neighbours) ...
-  candidates = ask_tell.make_candidates(np.asarray(env.embeddings), np.asarray(env.available),
-                                        problem.neighbours)
+  candidates = ask_tell.make_candidates(
+    np.asarray(env.embeddings), np.asarray(env.available), problem.neighbours
+  )
   # ... and what it may not: the table, read only by the evaluation.
   reward, report, cost = (np.asarray(a) for a in (env.reward, env.report, env.cost))
 
@@ -103,20 +110,28 @@ def main(argv=None) -> dict:
       for f, v in zip(FIELDS, row):
         rows[f].append(v.item() if hasattr(v, "item") else v)
       if made % args.print_every == 0:
-        print(f"{args.method} query {made:4d}: cell {cell:6d} value {values[j]:.4f}  "
-              f"best {best[0]:.4f} (report {best[1]:.4f})  cost {spent:.0f} s")
+        print(
+          f"{args.method} query {made:4d}: cell {cell:6d} value {values[j]:.4f}  "
+          f"best {best[0]:.4f} (report {best[1]:.4f})  cost {spent:.0f} s"
+        )
     state = search.tell(state, cells, values, costs)
     if args.checkpoint:
       ask_tell.save_state(args.checkpoint, state, extra=rows)
     if (cells < 0).all():
       break
   wall = time.perf_counter() - start
-  print(f"{args.method}: {made} evaluations in {wall:.2f} s (with the first calls' compiles), "
-        f"best value {best[0]:.4f}, its report {best[1]:.4f}")
+  print(
+    f"{args.method}: {made} evaluations in {wall:.2f} s (with the first calls' compiles), "
+    f"best value {best[0]:.4f}, its report {best[1]:.4f}"
+  )
   trace = {f: np.asarray(rows[f]) for f in FIELDS}
   if args.trace:
-    experiment.save_trace(args.trace, env_lib.Trace(**{f: v[None] for f, v in trace.items()}),
-                          np.asarray(key)[None], meta={"method": args.method, "ask_tell": True})
+    experiment.save_trace(
+      args.trace,
+      env_lib.Trace(**{f: v[None] for f, v in trace.items()}),
+      np.asarray(key)[None],
+      meta={"method": args.method, "ask_tell": True},
+    )
   out = {"trace": trace, "made": made, "best": best, "wall_s": wall}
   if not args.no_check and args.stop_after is None:
     # The compiled search: the harness's program for one cell per ask (what launch/search.py
@@ -125,8 +140,9 @@ def main(argv=None) -> dict:
       compiled = runner.make_search(args.method, config, env, budget, problem.neighbours)
       ref = jax.tree.map(lambda a: np.asarray(a)[0], runner.run_seeds(compiled, key[None]))
     else:
-      compiled = ask_tell.table_search(runner.make_ask_tell(args.method, config, args.batch_size),
-                                       env, budget, candidates)
+      compiled = ask_tell.table_search(
+        runner.make_ask_tell(args.method, config, args.batch_size), env, budget, candidates
+      )
       ref = jax.tree.map(np.asarray, jax.jit(compiled)(key))
     n = int(ref.mask.sum())
     out["matches_compiled"] = n == made and all(

@@ -148,15 +148,12 @@ def _search_problem(embeddings, space):
   return problem, "this benchmark's model (3 epochs of --cells NB201 cells at batch 32)"
 
 
-def _bo_flops(problem, cache={}):  # pylint: disable=dangerous-default-value
-  """`dngo.flops_per_seed` of the benchmark's BO (counted once)."""
+def _bo_flops(problem):
+  """`dngo.flops_per_seed` of the benchmark's BO (NB201 defaults, --search_queries)."""
   from arch2vec_jax.search import dngo, runner  # pylint: disable=import-outside-toplevel
   from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
 
-  if "bo" not in cache:
-    cache["bo"] = dngo.flops_per_seed(runner.default_config("bo", "nb201"), problem.env,
-                                      env_lib.Budget(FLAGS.search_queries))
-  return cache["bo"]
+  return dngo.flops_per_seed(runner.default_config("bo", "nb201"), problem.env, env_lib.Budget(FLAGS.search_queries))
 
 
 def bench_search(problem, method, seeds, queries):
@@ -274,6 +271,7 @@ def main(argv):
     else:
       problem, source = _search_problem(emb, space)
       search_rows = []
+      bo_flops = _bo_flops(problem)["total"] if "bo" in FLAGS.search_methods else None
       for m in FLAGS.search_methods:
         last = None
         for s in search_seeds:
@@ -286,7 +284,7 @@ def main(argv):
               continue
           row = last = bench_search(problem, m, s, FLAGS.search_queries)
           if m == "bo":
-            row["flops_per_seed"] = _bo_flops(problem)["total"]
+            row["flops_per_seed"] = bo_flops
             row.update(perf.rate(row["flops_per_seed"] * s, min(row["run_s"]), peak))
           search_rows.append(row)
           print(f"  {m} {s:4d} seeds x {FLAGS.search_queries} queries: {row['seed_queries_per_s']:>10,.0f} "

@@ -20,10 +20,15 @@ from arch2vec_jax import cli, pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A finished --workdir of launch/pretrain.py.", required=True)
-flags.DEFINE_string("out", None, "The file to write (default: the shipped file of the run's space, "
-                    "arch2vec_jax/weights/<space>.msgpack).")
-flags.DEFINE_integer("num_reference", 16,
-                     "Reference cells (and their embeddings.npz rows) stored in the file.")
+flags.DEFINE_string(
+  "out",
+  None,
+  "The file to write (default: the shipped file of the run's space, "
+  "arch2vec_jax/weights/<space>.msgpack).",
+)
+flags.DEFINE_integer(
+  "num_reference", 16, "Reference cells (and their embeddings.npz rows) stored in the file."
+)
 
 
 def main(argv):
@@ -38,16 +43,19 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   meta = info["meta"]
   summary = ", ".join(f"{k} {v:.4f}" for k, v in (meta.get("summary") or {}).items())
-  print(f"{info['path']}: {info['bytes'] / 1024:.0f} KiB, sha256 {info['sha256'][:16]}..., "
-        f"{meta['space']} epoch {meta['epoch']}, package {meta['package_version']}")
+  print(
+    f"{info['path']}: {info['bytes'] / 1024:.0f} KiB, sha256 {info['sha256'][:16]}..., "
+    f"{meta['space']} epoch {meta['epoch']}, package {meta['package_version']}"
+  )
   print(f"  command: {meta.get('command')}")
   print(f"  summary: {summary or None}")
   diff = info["reference_max_abs_diff"]
   if diff is None:
     print("  reference cells: none")
   else:
-    print(f"  reference cells: {len(meta['reference_ids'])}, "
-          f"max |embed - embeddings.npz| = {diff:.3g}")
+    print(
+      f"  reference cells: {len(meta['reference_ids'])}, max |embed - embeddings.npz| = {diff:.3g}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ a summary (cells, accuracy and cost ranges, time). All logic lives in
 
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from arch2vec_jax import cli
 from arch2vec_jax.benchmarks import loader

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from absl import app, flags
+from absl import flags
 from torch import nn
 
 from arch2vec_jax import cli, fileio, metrics, train

@@ -35,29 +35,30 @@ import pickle
 import struct
 import sys
 import zipfile
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-  "crc32c_reference",
-  "masked_crc32c_reference",
-  "tfrecord_frame",
-  "write_tfrecord",
-  "encode_model_metrics",
-  "nb101_record",
-  "write_nb101_tfrecord",
   "FakeStorage",
   "FakeTensor",
-  "write_torch_legacy",
-  "write_torch_zip",
-  "nb201_run",
+  "crc32c_reference",
+  "encode_model_metrics",
+  "masked_crc32c_reference",
+  "nb101_record",
   "nb201_results",
-  "write_nats_pbz2",
-  "write_nats_archive",
+  "nb201_run",
   "set_nb201_run",
+  "tfrecord_frame",
   "write_bz2_bomb",
   "write_csv_lines",
+  "write_nats_archive",
+  "write_nats_pbz2",
+  "write_nb101_tfrecord",
+  "write_tfrecord",
+  "write_torch_legacy",
+  "write_torch_zip",
 ]
 
 # ----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ _ELEMENT = {"FloatStorage": ("<f4", 4), "DoubleStorage": ("<f8", 8), "LongStorag
 class _Global:
   """A reference to a global (module.name) that need not be importable here."""
 
-  _cache: dict[tuple[str, str], "_Global"] = {}
+  _cache: dict[tuple[str, str], _Global] = {}
 
   def __new__(cls, module: str, name: str):
     key = (module, name)
@@ -247,7 +248,7 @@ class FakeTensor:
     self.requires_grad = requires_grad
 
   @classmethod
-  def of(cls, array: np.ndarray, type_name: str = "FloatStorage") -> "FakeTensor":
+  def of(cls, array: np.ndarray, type_name: str = "FloatStorage") -> FakeTensor:
     a = np.asarray(array)
     return cls(FakeStorage(a, type_name), a.shape)
 

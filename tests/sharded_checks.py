@@ -133,7 +133,7 @@ def _discrete_bounds(base, cells, runs):
   a decision may differ only where run 1's margin is within the measured logit
   difference (`_flips`), which bounds the accuracies and the valid / unique counts.
   """
-  one, other = runs
+  one = runs[0]
   model = train.create_model(len(nb201.OPS), base["model"])
   variables = [{"params": jax.device_get(parallel.local_value(r["state"].params)),
                 "batch_stats": jax.device_get(parallel.local_value(r["state"].batch_stats))} for r in runs]
@@ -141,7 +141,7 @@ def _discrete_bounds(base, cells, runs):
   recon = _flips(*[_decisions(model, v, cells=val[:2]) for v in variables], n_node=val[2])
   _, _, prior_key = train._keys(jax.device_get(one["state"].key))  # pylint: disable=protected-access
   key = jax.random.fold_in(prior_key, one["epochs"][-1]["epoch"])
-  mean, std = one["prior"]
+  mean, _ = one["prior"]
   eps = np.asarray(jax.random.normal(key, (base["num_prior_samples"], *mean.shape), jnp.float32))
   prior = _flips(*[_decisions(model, v, z=jnp.asarray(r["prior"][0] + r["prior"][1] * eps))
                    for v, r in zip(variables, runs)])

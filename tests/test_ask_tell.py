@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from tiny_search import CONFIGS, make_table
 
 from arch2vec_jax.search import ask_tell, baselines, reinforce, runner
 from arch2vec_jax.search import env as env_lib
-from tiny_search import CONFIGS, make_table
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 METHODS = ("rs", "re", "rl")
@@ -88,8 +88,9 @@ def test_step_key_is_the_split_key():
     for t_max in (1, 7, 100):
       ref = jax.random.split(key, t_max)
       for t in (0, t_max // 2, t_max - 1):
-        np.testing.assert_array_equal(jax.random.key_data(ask_tell.step_key(key, t)),
-                                      jax.random.key_data(ref[t]))
+        np.testing.assert_array_equal(
+          jax.random.key_data(ask_tell.step_key(key, t)), jax.random.key_data(ref[t])
+        )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -124,11 +125,17 @@ def test_batched_asks(table, method):
 
 def test_exhaustion_nan_and_foreign_cells():
   """-1 once nothing is left; a NaN value enters nothing; a told foreign cell is never proposed."""
-  cand = ask_tell.make_candidates(np.eye(5, 2), available=[True, True, True, False, True],
-                                  neighbours=np.array([[1], [2], [0], [0], [0]]))
+  cand = ask_tell.make_candidates(
+    np.eye(5, 2),
+    available=[True, True, True, False, True],
+    neighbours=np.array([[1], [2], [0], [0], [0]]),
+  )
   for method in METHODS:
-    config = {"rs": None, "re": baselines.REConfig(2, 1),
-              "rl": reinforce.ReinforceConfig(hidden_dim=4, episode_length=2)}[method]
+    config = {
+      "rs": None,
+      "re": baselines.REConfig(2, 1),
+      "rl": reinforce.ReinforceConfig(hidden_dim=4, episode_length=2),
+    }[method]
     search = ask_tell.jit_search(runner.make_ask_tell(method, config, 2))
     state = search.init(jax.random.PRNGKey(0), cand)
     if method != "rl":  # a cell evaluated outside the search
@@ -200,8 +207,12 @@ def test_checkpoint_resume(table, method, tmp_path):
   assert small.stat().st_size < (tmp_path / "state.msgpack").stat().st_size
   rest, _ = loop(ask_tell.restore_state(small, template), 13 - 6)
   assert first + rest == full
-  other = search.init(key, ask_tell.make_candidates(np.asarray(cand.embeddings) + 1.0,
-                                                    neighbours=np.asarray(cand.neighbours)))
+  other = search.init(
+    key,
+    ask_tell.make_candidates(
+      np.asarray(cand.embeddings) + 1.0, neighbours=np.asarray(cand.neighbours)
+    ),
+  )
   with pytest.raises(ask_tell.StateFileError, match="not the ones it was saved with"):
     ask_tell.restore_state(small, other)
 
@@ -280,8 +291,9 @@ def _old_evolution(config, env, budget, neighbours):
 
   def run(key):
     k_init, k_loop = jax.random.split(key)
-    state, init = jax.lax.scan(_old_random_step(env, budget), env_lib.init_state(env),
-                               jax.random.split(k_init, pop))
+    state, init = jax.lax.scan(
+      _old_random_step(env, budget), env_lib.init_state(env), jax.random.split(k_init, pop)
+    )
     if t_max <= pop:
       return init
     c = jnp.maximum(init.cell, 0)
@@ -321,8 +333,9 @@ def _old_reinforce(config, env, budget):
       noise = jax.random.normal(k_ep, (length, dim))
       (_, x, state), (inputs, actions, rows) = jax.lax.scan(step, ((h0, h0), x, state), noise)
       rewards = jnp.where(rows.mask, rows.reward, 0.0)
-      grads = jax.grad(reinforce.reinforce_loss)(params, inputs, actions, rewards - config.baseline,
-                                                 rows.mask, config.action_std)
+      grads = jax.grad(reinforce.reinforce_loss)(
+        params, inputs, actions, rewards - config.baseline, rows.mask, config.action_std
+      )
       updates, opt_state = opt.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state, state, x, key), rows
 
@@ -338,9 +351,11 @@ def test_compiled_equals_the_pre_ask_tell_program(table, method):
   """The compiled search (ask -> lookup -> tell) gives the old programs' traces, bit for bit."""
   env, neighbours, _, _ = table
   config, queries = CONFIGS[method]
-  old = {"rs": lambda b: _old_random_search(env, b),
-         "re": lambda b: _old_evolution(config, env, b, neighbours),
-         "rl": lambda b: _old_reinforce(config, env, b)}[method]
+  old = {
+    "rs": lambda b: _old_random_search(env, b),
+    "re": lambda b: _old_evolution(config, env, b, neighbours),
+    "rl": lambda b: _old_reinforce(config, env, b),
+  }[method]
   keys = jax.random.split(jax.random.PRNGKey(42), 3)
   for budget in (env_lib.Budget(queries), env_lib.Budget(12, 60.0)):
     new = runner.run_seeds(runner.make_search(method, config, env, budget, neighbours), keys)
@@ -354,13 +369,19 @@ def test_compiled_equals_committed_traces(shared_data):
   """RS and RE on the NB201 CSV: the first seeds of results/search/nb201/cifar10/traces, exactly."""
   from arch2vec_jax.search import experiment  # pylint: disable=import-outside-toplevel
 
-  problem = experiment.load_problem("nb201", shared_data / "nb201_accuracies.csv", "cifar10",
-                                    methods=("rs", "re"))
+  problem = experiment.load_problem(
+    "nb201", shared_data / "nb201_accuracies.csv", "cifar10", methods=("rs", "re")
+  )
   for method in ("rs", "re"):
     ref = np.load(REPO / "results" / "search" / "nb201" / "cifar10" / "traces" / f"{method}.npz")
     keys = jnp.asarray(ref["seed_keys"][:4])
-    run = runner.make_search(method, runner.default_config(method, "nb201"), problem.env,
-                             env_lib.Budget(100), problem.neighbours)
+    run = runner.make_search(
+      method,
+      runner.default_config(method, "nb201"),
+      problem.env,
+      env_lib.Budget(100),
+      problem.neighbours,
+    )
     trace = runner.run_seeds(run, keys)
     for name in env_lib.Trace._fields:
       np.testing.assert_array_equal(np.asarray(getattr(trace, name)), ref[name][:4], err_msg=name)
@@ -370,8 +391,9 @@ def test_compiled_equals_committed_traces(shared_data):
 
 
 def _example():
-  spec = importlib.util.spec_from_file_location("search_table_ask_tell",
-                                                REPO / "examples" / "search_table_ask_tell.py")
+  spec = importlib.util.spec_from_file_location(
+    "search_table_ask_tell", REPO / "examples" / "search_table_ask_tell.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -385,14 +407,31 @@ def test_example_search_table_ask_tell(shared_data, tmp_path, capsys):
   csv.write_text("\n".join(lines) + "\n")
   ids = [line.split(",")[1] for line in lines[1:]]
   emb = tmp_path / "embeddings.npz"
-  np.savez(emb, embeddings=np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32),
-           ids=np.asarray(ids), index=np.arange(300))
+  np.savez(
+    emb,
+    embeddings=np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32),
+    ids=np.asarray(ids),
+    index=np.arange(300),
+  )
   example = _example()
   base = ["--benchmark", str(csv), "--print_every", "5"]
   out = example.main(base + ["--method", "re", "--queries", "20"])
   assert out["matches_compiled"] and out["made"] == 20
-  out = example.main(base + ["--method", "rs", "--queries", "30", "--time_budget", "150",
-                             "--cost_per_query", "20", "--batch_size", "2"])
+  out = example.main(
+    base
+    + [
+      "--method",
+      "rs",
+      "--queries",
+      "30",
+      "--time_budget",
+      "150",
+      "--cost_per_query",
+      "20",
+      "--batch_size",
+      "2",
+    ]
+  )
   assert out["matches_compiled"] and out["made"] == 8  # 7 x 20 s < 150 s, the 8th crosses it
   ck = tmp_path / "rl_state.msgpack"
   rl = base + ["--method", "rl", "--embeddings", str(emb), "--queries", "20"]

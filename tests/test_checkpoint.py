@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import pathlib
 
 import flax.serialization
 import numpy as np
@@ -12,12 +13,19 @@ from arch2vec_jax import checkpoint as ckpt_lib
 
 
 def _state(k):
-  return {"params": {"w": np.arange(12.0, dtype=np.float32).reshape(3, 4) + k, "b": np.full(4, k, np.float32)},
-          "step": np.int32(10 * k)}
+  return {
+    "params": {
+      "w": np.arange(12.0, dtype=np.float32).reshape(3, 4) + k,
+      "b": np.full(4, k, np.float32),
+    },
+    "step": np.int32(10 * k),
+  }
 
 
 def _save_three(directory):
-  paths = [ckpt_lib.save_checkpoint(directory, _state(k), k, {"history": [k]}, keep=5) for k in range(3)]
+  paths = [
+    ckpt_lib.save_checkpoint(directory, _state(k), k, {"history": [k]}, keep=5) for k in range(3)
+  ]
   return paths
 
 
@@ -27,8 +35,10 @@ def _restore(path):
 
 def test_roundtrip_with_checksum_trailer(tmp_path):
   path = ckpt_lib.save_checkpoint(tmp_path, _state(2), 2, {"history": [1, 2]})
-  data = open(path, "rb").read()
-  assert data[-48:-32] == b"arch2vec-sha256\x00" and hashlib.sha256(data[:-48]).digest() == data[-32:]
+  data = pathlib.Path(path).read_bytes()
+  assert (
+    data[-48:-32] == b"arch2vec-sha256\x00" and hashlib.sha256(data[:-48]).digest() == data[-32:]
+  )
   state, epoch, extra = _restore(path)
   np.testing.assert_array_equal(state["params"]["w"], _state(2)["params"]["w"])
   assert epoch == 2 and extra == {"history": [1, 2]} and state["step"] == 20
@@ -37,24 +47,28 @@ def test_roundtrip_with_checksum_trailer(tmp_path):
 
 
 def _truncate(path):
-  data = open(path, "rb").read()
-  open(path, "wb").write(data[: len(data) // 2])
+  data = pathlib.Path(path).read_bytes()
+  pathlib.Path(path).write_bytes(data[: len(data) // 2])
 
 
 def _flip(path):
-  data = bytearray(open(path, "rb").read())
+  data = bytearray(pathlib.Path(path).read_bytes())
   data[len(data) // 3] ^= 0x10  # inside the float32 values: still valid msgpack of the same size
-  open(path, "wb").write(bytes(data))
+  pathlib.Path(path).write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage, reason", [(_truncate, "cannot be decoded"), (_flip, "SHA-256 checksum mismatch")])
+@pytest.mark.parametrize(
+  "damage, reason", [(_truncate, "cannot be decoded"), (_flip, "SHA-256 checksum mismatch")]
+)
 def test_damaged_newest_falls_back_to_the_newest_good_one(tmp_path, damage, reason):
   paths = _save_three(tmp_path)
   size = os.path.getsize(paths[-1])
   damage(paths[-1])
   if damage is _flip:
     assert os.path.getsize(paths[-1]) == size
-  with pytest.raises(ckpt_lib.CheckpointError, match=rf"^{paths[-1]}: damaged checkpoint: {reason}"):
+  with pytest.raises(
+    ckpt_lib.CheckpointError, match=rf"^{paths[-1]}: damaged checkpoint: {reason}"
+  ):
     _restore(paths[-1])
   with pytest.raises(ckpt_lib.CheckpointError, match=rf"^{paths[-1]}: damaged checkpoint"):
     ckpt_lib.load_raw(paths[-1])
@@ -75,17 +89,23 @@ def test_every_checkpoint_damaged(tmp_path):
   paths = _save_three(tmp_path)
   for p in paths:
     _flip(p)
-  with pytest.raises(ckpt_lib.CheckpointError, match=rf"^{tmp_path}: every checkpoint is damaged: {paths[-1]}, "):
+  with pytest.raises(
+    ckpt_lib.CheckpointError, match=rf"^{tmp_path}: every checkpoint is damaged: {paths[-1]}, "
+  ):
     ckpt_lib.latest_checkpoint(tmp_path, verify=True, warn=lambda _: None)
   assert ckpt_lib.latest_checkpoint(tmp_path / "empty", verify=True) is None
 
 
 def test_damaged_trailer_is_caught_by_the_decoder(tmp_path):
   path = ckpt_lib.save_checkpoint(tmp_path, _state(1), 1)
-  data = bytearray(open(path, "rb").read())
-  data[-40] ^= 0x01  # inside the magic: the file then looks unchecksummed, and msgpack finds extra bytes
-  open(path, "wb").write(bytes(data))
-  with pytest.raises(ckpt_lib.CheckpointError, match=rf"^{path}: damaged checkpoint: cannot be decoded"):
+  data = bytearray(pathlib.Path(path).read_bytes())
+  data[-40] ^= (
+    0x01  # inside the magic: the file then looks unchecksummed, and msgpack finds extra bytes
+  )
+  pathlib.Path(path).write_bytes(bytes(data))
+  with pytest.raises(
+    ckpt_lib.CheckpointError, match=rf"^{path}: damaged checkpoint: cannot be decoded"
+  ):
     _restore(path)
 
 
@@ -100,12 +120,18 @@ def test_orphan_temporaries_are_removed(tmp_path):
   orphan.write_bytes(b"again")
   ckpt_lib.save_checkpoint(tmp_path, _state(3), 3, keep=5)
   assert not orphan.exists()
-  assert sorted(os.listdir(tmp_path)) == [".notes.tmp"] + [f"checkpoint_{k:06d}.msgpack" for k in range(4)]
+  assert sorted(os.listdir(tmp_path)) == [".notes.tmp"] + [
+    f"checkpoint_{k:06d}.msgpack" for k in range(4)
+  ]
 
 
 def test_checkpoints_without_checksum_still_load(tmp_path):
   # The format written before checksums existed: the msgpack payload alone.
-  payload = {"state": flax.serialization.to_state_dict(_state(4)), "epoch": 4, "extra": json.dumps({"history": [4]})}
+  payload = {
+    "state": flax.serialization.to_state_dict(_state(4)),
+    "epoch": 4,
+    "extra": json.dumps({"history": [4]}),
+  }
   old = tmp_path / "checkpoint_000004.msgpack"
   old.write_bytes(flax.serialization.msgpack_serialize(payload))
   state, epoch, extra = _restore(old)
@@ -113,7 +139,9 @@ def test_checkpoints_without_checksum_still_load(tmp_path):
   assert ckpt_lib.latest_checkpoint(tmp_path, verify=True) == str(old)
   # A truncated old-format file is still reported, naming it.
   old.write_bytes(old.read_bytes()[:-30])
-  with pytest.raises(ckpt_lib.CheckpointError, match=rf"^{old}: damaged checkpoint: cannot be decoded"):
+  with pytest.raises(
+    ckpt_lib.CheckpointError, match=rf"^{old}: damaged checkpoint: cannot be decoded"
+  ):
     _restore(old)
 
 

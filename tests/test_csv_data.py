@@ -7,10 +7,10 @@ import subprocess
 import sys
 import time
 
+import formats
 import numpy as np
 import pytest
 
-import formats
 from arch2vec_jax import BenchmarkTable
 from arch2vec_jax.benchmarks import csv_data, loader
 from arch2vec_jax.spaces import nb101, nb201

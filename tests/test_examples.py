@@ -24,5 +24,7 @@ def test_embed_cells_with_the_shipped_encoders(capsys):
   np.testing.assert_array_equal(out["nb101"]["nearest"][:2], [1, 0])
   # The example's embeddings are the encoder's, cell by cell.
   enc = out["nb201"]["encoder"]
-  np.testing.assert_array_equal(np.asarray(enc.embed(example.NB201_CELLS[:1])), out["nb201"]["embeddings"][:1])
+  np.testing.assert_array_equal(
+    np.asarray(enc.embed(example.NB201_CELLS[:1])), out["nb201"]["embeddings"][:1]
+  )
   assert "nb201 (python launch/pretrain.py" in capsys.readouterr().out

@@ -434,8 +434,13 @@ def test_workdir_checkpoint_carries_the_prior(tmp_path):
   """pretrain writes the last epoch's prior into its checkpoints; load() reads it back."""
   cells = nb201.all_cells()
   idx = np.random.default_rng(1).choice(len(cells[1]), 48, replace=False)
-  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=50,
-                             model=model_lib.ModelConfig(hidden=16, latent=4, layers=2))
+  config = train.TrainConfig(
+    space="nb201",
+    epochs=1,
+    batch_size=16,
+    num_prior_samples=50,
+    model=model_lib.ModelConfig(hidden=16, latent=4, layers=2),
+  )
   result = train.pretrain(config, tmp_path, log=None, cells=(cells[0][idx], cells[1][idx]))
   enc = pretrained.load(tmp_path)
   np.testing.assert_array_equal(enc.prior_mean, result["prior"][0])

@@ -333,7 +333,7 @@ def test_truncated_mid_record_with_small_chunks(nb101_file, tmp_path):
 
 def _rewrite(nb101_file, tmp_path, k, fn):
   """A copy of the file with record k's payload replaced by fn(payload) (valid CRCs)."""
-  path, offsets, _ = nb101_file
+  path, _, _ = nb101_file
   payloads = [r.data for r in tfrecord.iter_records(path)]
   payloads[k] = fn(payloads[k])
   out = tmp_path / "edited.tfrecord"
@@ -461,7 +461,7 @@ def test_a_cell_written_twice_has_too_many_runs(nb101_cells, tmp_path):
 
 
 def test_a_cell_missing_a_run_anywhere(nb101_cells, tmp_path):
-  path, offsets = _write_edited(tmp_path, nb101_cells, lambda c, k, ep, v: None if (c, k) == (0, 2) else v)
+  path, _ = _write_edited(tmp_path, nb101_cells, lambda c, k, ep, v: None if (c, k) == (0, 2) else v)
   with pytest.raises(ValueError, match=rf"cell {nb101_cells[0]['hash']} \(first record 0 at byte offset 0\) has 2 run"):
     tfrecord.read_nb101_tfrecord(path, allow_subset=True)
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pathlib
 
 import chex
 import jax
@@ -296,8 +297,9 @@ def test_second_process_on_the_same_workdir_stops(tmp_path):
   import sys  # pylint: disable=import-outside-toplevel
 
   holder = subprocess.Popen(
-    [sys.executable, "-c", "import sys, time\nfrom arch2vec_jax import workdir\n"
-     "with workdir.claim(sys.argv[1], resume=False):\n  print('held', flush=True)\n  time.sleep(60)\n", str(tmp_path)],
+    [sys.executable, "-c", ("import sys, time\nfrom arch2vec_jax import workdir\n"
+                            "with workdir.claim(sys.argv[1], resume=False):\n  print('held', flush=True)\n"
+                            "  time.sleep(60)\n"), str(tmp_path)],
     stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "held"
@@ -319,9 +321,9 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, full_run, damage):
   work = tmp_path / "w"
   shutil.copytree(full_dir, work)
   newest = ckpt_lib.latest_checkpoint(work / "checkpoints")
-  data = bytearray(open(newest, "rb").read())
+  data = bytearray(pathlib.Path(newest).read_bytes())
   data = data[: len(data) // 2] if damage == "truncate" else data[:100] + bytes([data[100] ^ 1]) + data[101:]
-  open(newest, "wb").write(bytes(data))
+  pathlib.Path(newest).write_bytes(bytes(data))
   with pytest.warns(UserWarning, match=os.path.basename(newest)):
     resumed = _run(work, resume=True)
   assert resumed["timings"]["resumed_at_epoch"] == 2  # from epoch 1's checkpoint

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from arch2vec_jax.benchmarks import tfrecord
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
-__all__ = ["NB201_CSV_DATASETS", "nb201_csv_prefix", "read_nb201_csv", "read_nb101_csv", "csv_kind"]
+__all__ = ["NB201_CSV_DATASETS", "csv_kind", "nb201_csv_prefix", "read_nb101_csv", "read_nb201_csv"]
 
 # Dataset name -> column prefix in nb201_accuracies.csv.
 NB201_CSV_DATASETS = {

@@ -18,13 +18,14 @@ import json
 import logging
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from arch2vec_jax import fileio
 
-__all__ = ["BenchmarkTable", "Column", "SPACE_SIZES", "build_table"]
+__all__ = ["SPACE_SIZES", "BenchmarkTable", "Column", "build_table"]
 
 _FORMAT_VERSION = 1
 _LOG = logging.getLogger("arch2vec_jax.benchmarks")
@@ -91,7 +92,7 @@ class BenchmarkTable:
     )
 
   @classmethod
-  def load(cls, path: str | os.PathLike) -> "BenchmarkTable":
+  def load(cls, path: str | os.PathLike) -> BenchmarkTable:
     """Loads a table written by `save`; raises ValueError naming the file if it is not one."""
     z = fileio.load_npz(path)
     missing = {"format_version", "space", "adjacency", "ops", "valid_acc", "test_acc", "cost", "ids", "index", "meta"} - set(z)
@@ -129,7 +130,7 @@ class Column:
   where: Callable[[int], str]
 
   @classmethod
-  def per_cell(cls, values: Any, name: str, where: Callable[[int], str]) -> "Column":
+  def per_cell(cls, values: Any, name: str, where: Callable[[int], str]) -> Column:
     """A column with exactly one run per cell: values float [N], run k is cell k."""
     values = np.asarray(values, np.float64).reshape(-1)
     return cls(values, np.arange(len(values), dtype=np.int64), name, where)

@@ -57,7 +57,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.serialization
 import jax
@@ -188,8 +189,10 @@ def make_candidates(
   if num_cells is not None:
     sizes.add(int(num_cells))
   if len(sizes) != 1:
-    raise ValueError(f"need one cell count N from embeddings, available, neighbours or "
-                     f"num_cells, got {sorted(sizes)}")
+    raise ValueError(
+      f"need one cell count N from embeddings, available, neighbours or "
+      f"num_cells, got {sorted(sizes)}"
+    )
   n = sizes.pop()
   if n < 1:
     raise ValueError("the candidate set is empty")
@@ -440,8 +443,9 @@ def _digest(tree: Any) -> str:
   return h.hexdigest()
 
 
-def save_state(path: str | os.PathLike, state: Any, extra: Any = None,
-               with_problem: bool = True) -> str:
+def save_state(
+  path: str | os.PathLike, state: Any, extra: Any = None, with_problem: bool = True
+) -> str:
   """Saves an ask/tell state (any pytree of arrays) atomically as msgpack with a SHA-256 trailer.
 
   Args:
@@ -515,8 +519,10 @@ def restore_state(path: str | os.PathLike, template: Any, with_extra: bool = Fal
   problem = None
   if "problem_sha256" in payload:  # saved without the candidates: the template's, if the same
     if _digest(template.problem) != payload["problem_sha256"]:
-      raise StateFileError(f"{path}: saved without its candidates, and the template's candidates "
-                           "are not the ones it was saved with")
+      raise StateFileError(
+        f"{path}: saved without its candidates, and the template's candidates "
+        "are not the ones it was saved with"
+      )
     problem, template = template.problem, template._replace(problem=None)
   host = _to_host(template)
   try:

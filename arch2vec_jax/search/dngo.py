@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,19 +61,19 @@ from arch2vec_jax.search.batching import sequential_vmap
 
 __all__ = [
   "BOConfig",
+  "BOStats",
   "MLPParams",
   "Surrogate",
-  "BOStats",
-  "init_mlp",
-  "mlp_features",
-  "mlp_apply",
-  "fit_mlp",
-  "acquisition_scores",
-  "exact_scores",
-  "bound_scores",
   "acquire",
+  "acquisition_scores",
+  "bound_scores",
+  "exact_scores",
+  "fit_mlp",
   "flops_per_seed",
+  "init_mlp",
   "make_bo",
+  "mlp_apply",
+  "mlp_features",
 ]
 
 
@@ -309,8 +310,8 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
     pad = -(-n // chunk) * chunk - n
     chunk_embeddings = jnp.pad(embeddings, ((0, pad), (0, 0))).reshape(-1, chunk, dim)
 
-  exact = lambda sur, e: exact_scores(sur, e, best, config)  # noqa: E731
-  bound = lambda sur, e: bound_scores(sur, e, best, config)  # noqa: E731
+  exact = lambda sur, e: exact_scores(sur, e, best, config)
+  bound = lambda sur, e: bound_scores(sur, e, best, config)
 
   def sweep(fn, sur, chunks, visited):
     s = jax.lax.map(lambda e: fn(sur, e), chunks).reshape(-1)[:n]
@@ -427,7 +428,7 @@ def flops_per_seed(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Bud
   n0 = min(int(config.num_init), t_max)
   sizes = [n0 + i * k for i in range(max(0, -(-(t_max - n0) // k)))]
   n_cells, dim = env.embeddings.shape
-  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   optimizer = optax.adam(config.learning_rate)
   params = jax.eval_shape(lambda: init_mlp(jax.random.PRNGKey(0), dim, config.hidden_dim))
   carry = (params, jax.eval_shape(optimizer.init, params))
