@@ -2,6 +2,7 @@
 
   python launch/benchmark_search.py                     # NB201 CIFAR-10, rl,bo,rs,re, 500 seeds x 100 queries
   python launch/benchmark_search.py --method rs,re --cpu_devices 2
+  python launch/benchmark_search.py --method gd --embeddings workdir/ship/nb201/embeddings.npz  # arch2vec-GD
 
 For each method: the compile time of the batched program (`jit(vmap(run))`,
 compiled ahead of time), the wall time of all `--seeds` seeds in one call, and
@@ -36,7 +37,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("benchmark", "../shared/data/nb201_accuracies.csv", "NB201 source (CSV, .npz, .pth ...).")
 flags.DEFINE_string("dataset", "cifar10", "NB201 dataset.")
 flags.DEFINE_string("embeddings", "workdir/nb201/embeddings.npz", "embeddings.npz from launch/pretrain.py.")
-flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of methods.")
+flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of methods (rl, bo, rs, re, gd).")
 flags.DEFINE_integer("seeds", 500, "Seeds in the batched call (and in the loop, unless it is cut short).")
 flags.DEFINE_integer("budget", 100, "Queries per search.")
 flags.DEFINE_float("max_loop_s", 120.0, "Stop a Python loop over seeds after this many seconds and extrapolate.")

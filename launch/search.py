@@ -19,10 +19,12 @@ uses both cores of a 2-core CPU); multi-host: the same command in every process 
 `--distributed` (see README, "Multiple devices"); process 0 writes the files.
 """
 
+import dataclasses
+
 from absl import app, flags
 
 from arch2vec_jax import cli
-from arch2vec_jax.search import experiment
+from arch2vec_jax.search import experiment, gd
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("space", "nb201", list(experiment.SPACES), "Search space.")
@@ -30,7 +32,7 @@ flags.DEFINE_string("benchmark", None, "A table .npz (launch/prepare_data.py), a
                     "../shared/data CSV.", required=True)
 flags.DEFINE_string("dataset", None, "NB201: cifar10 | cifar100 | imagenet16 (default cifar10); NB101: unset.")
 flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of rl (arch2vec-RL), bo (arch2vec-BO), rs (random "
-                    "search), re (regularized evolution).")
+                    "search), re (regularized evolution), gd (arch2vec-GD, gradient ascent in the latent space).")
 flags.DEFINE_integer("seeds", 500, "Seeds per method (one vmapped call).")
 flags.DEFINE_integer("budget", None, "Queries per search (default 100; with --time_budget: the trace length, "
                      "default the most queries the time budget can buy).")
@@ -43,6 +45,23 @@ flags.DEFINE_string("workdir", None, "Output folder (traces/, summary.json, curv
 flags.DEFINE_bool("merge", False, "Add the methods to the experiment already in --workdir (same space, dataset, "
                   "reward, budget and --seed; e.g. an expensive method with fewer --seeds).")
 flags.DEFINE_integer("seed", 0, "Root seed (seed i uses key i of split(PRNGKey(seed), seeds)).")
+# arch2vec-GD: one flag per `gd.GDConfig` field, --gd_<field> (unset: the default of `runner.default_config`).
+_GD_FLAGS = {}
+for _f in dataclasses.fields(gd.GDConfig):
+  _define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+             str: flags.DEFINE_string}[type(_f.default)]
+  _GD_FLAGS[_f.name] = _define(f"gd_{_f.name}", None, f"arch2vec-GD (--method gd): GDConfig.{_f.name} "
+                               f"(default {_f.default!r}).")
+
+
+def gd_config(space: str) -> gd.GDConfig:
+  """The GD config of the --gd_* flags (over `runner.default_config('gd', space)`)."""
+  from arch2vec_jax.search import runner  # pylint: disable=import-outside-toplevel
+
+  changes = {name: flag.value for name, flag in _GD_FLAGS.items() if flag.value is not None}
+  return dataclasses.replace(runner.default_config("gd", space), **changes)
+
+
 cli.define_device_flags()  # --cpu_devices (seeds sharded over the split CPU), --distributed (multi-host)
 
 
@@ -60,11 +79,12 @@ def main(argv):
     problem = experiment.load_problem(FLAGS.space, FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods,
                                       FLAGS.cost_per_query, FLAGS.reward)
     budget = experiment.make_budget(problem, FLAGS.budget, FLAGS.time_budget)
+    configs = {"gd": gd_config(FLAGS.space)} if "gd" in methods else None
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
   try:
     experiment.run_experiment(problem, methods, FLAGS.seeds, budget, FLAGS.workdir, seed=FLAGS.seed, command=command,
-                              merge=FLAGS.merge)
+                              merge=FLAGS.merge, configs=configs)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
 

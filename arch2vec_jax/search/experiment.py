@@ -28,6 +28,7 @@ are measured apart) and writes into `workdir`:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -72,7 +73,7 @@ SPACES = ("nb201", "nb101")
 # Datasets per space (NB201: the paper protocol of `benchmarks.loader`).
 DATASETS = {"nb201": ("cifar10", "cifar100", "imagenet16"), "nb101": ("cifar10",)}
 # Methods that search in the embedding space.
-NEEDS_EMBEDDINGS = ("rl", "bo")
+NEEDS_EMBEDDINGS = ("rl", "bo", "gd")
 # The paper's NB201 test accuracies (%, mean over 500 seeds), Yan et al. 2020, Table 4.
 PAPER_NB201 = {
   "rl": {"cifar10": 94.12, "cifar100": 73.15, "imagenet16": 46.16},
@@ -155,6 +156,11 @@ def _load_embeddings(path: str | os.PathLike | None, table: BenchmarkTable, meth
     raise ValueError(f"{os.fspath(path)}: {e}") from None
 
 
+def _sha256(path: str | os.PathLike) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
 def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, dataset: str | None = None,
                  embeddings: str | os.PathLike | None = None, methods: Iterable[str] = runner.METHODS,
                  cost_per_query: float | None = None, reward: str | None = None) -> SearchProblem:
@@ -217,6 +223,7 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
     "table": {k: v for k, v in table.meta.items() if k != "source"},
     "cells": len(table),
     "embeddings": None if embeddings is None or emb is None else os.path.abspath(os.fspath(embeddings)),
+    "embeddings_sha256": None if embeddings is None or emb is None else _sha256(embeddings),
     "reward": table.meta.get("reward", "valid_acc"),
     "report": table.meta.get("test", "test_acc") if has_test else "best validation accuracy (no test accuracy)",
     "cost": cost_desc,
@@ -471,7 +478,8 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]
   fileio.atomic_write_bytes(path, buf.getvalue())
 
 
-_LABELS = {"rl": "arch2vec-RL", "bo": "arch2vec-BO", "rs": "random search", "re": "regularized evolution"}
+_LABELS = {"rl": "arch2vec-RL", "bo": "arch2vec-BO", "rs": "random search", "re": "regularized evolution",
+           "gd": "arch2vec-GD"}
 
 
 def _config_dict(config: Any) -> Any:
@@ -559,10 +567,18 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
         trace, _ = load_trace(os.path.join(workdir, "traces", f"{m}.npz"))
         curves[m] = curve(trace, problem.field, x=x_kind, optimum=problem.optimum, scale=scale)
   if problem.space == "nb201":
-    summary.setdefault("paper", {}).update({m: PAPER_NB201[m][problem.dataset] for m in methods})
+    summary.setdefault("paper", {}).update({m: PAPER_NB201[m][problem.dataset] for m in methods if m in PAPER_NB201})
   for m in methods:
     config = (configs or {}).get(m, runner.default_config(m, problem.space))
-    run = runner.make_search(m, config, problem.env, budget, problem.neighbours)
+    decoder = None
+    if m == "gd" and config.mapping == "decoder":
+      from arch2vec_jax import pretrained  # pylint: disable=import-outside-toplevel
+      from arch2vec_jax.search import gd  # pylint: disable=import-outside-toplevel
+
+      if problem.space != "nb201":
+        raise ValueError("gd mapping='decoder' is implemented for nb201 tables only")
+      decoder = gd.nb201_decoder(pretrained.load(config.decoder), problem.table.ids)
+    run = runner.make_search(m, config, problem.env, budget, problem.neighbours, decoder=decoder)
     log(f"[{m}] {num_seeds} seeds x {budget.max_queries} query slots"
         + (f" (time budget {budget.max_cost:g} s)" if budget.is_time else "") + ": compiling ...")
     trace, times = timed_run_seeds(run, keys)

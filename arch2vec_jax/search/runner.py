@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from arch2vec_jax import parallel
-from arch2vec_jax.search import ask_tell, baselines, dngo, reinforce
+from arch2vec_jax.search import ask_tell, baselines, dngo, gd, reinforce
 from arch2vec_jax.search import env as env_lib
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
   "match_embeddings",
 ]
 
-METHODS = ("rl", "bo", "rs", "re")
+METHODS = ("rl", "bo", "rs", "re", "gd")
 
 
 def default_config(method: str, space: str) -> Any:
@@ -60,11 +60,13 @@ def default_config(method: str, space: str) -> Any:
     return baselines.RE_DEFAULTS[space]
   if method == "rs":
     return None
+  if method == "gd":
+    return gd.GDConfig()
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
 def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_lib.Budget,
-                neighbours: np.ndarray | None = None) -> Callable[[jax.Array], env_lib.Trace]:
+                neighbours: np.ndarray | None = None, decoder: Any = None) -> Callable[[jax.Array], env_lib.Trace]:
   """A pure `run(key) -> Trace` (length `budget.max_queries`) for one method.
 
   Args:
@@ -74,6 +76,7 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
     env: the environment.
     budget: queries and optional time.
     neighbours: int [N, K] mutation table ('re' only; `baselines.neighbour_table`).
+    decoder: 'gd' with mapping 'decoder' only: the `gd.TableDecoder` (`gd.nb201_decoder`).
 
   Returns:
     `run(key)`.
@@ -88,6 +91,8 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
     if neighbours is None:
       raise ValueError("regularized evolution needs the mutation `neighbours` table")
     return baselines.make_regularized_evolution(config, env, budget, neighbours)
+  if method == "gd":
+    return gd.make_gd(config, env, budget, decoder)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
