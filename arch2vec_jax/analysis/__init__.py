@@ -4,6 +4,11 @@
   blr, gp      Bayesian linear regression and an RBF Gaussian process (pure JAX, jitted)
   predictive   the held-out regression experiment and the one-hot baseline
   supervised   the GIN encoder trained with an accuracy head (the supervised embedding)
+  joint        the GIN encoder and DNGO trained jointly (the paper's supervised predictor)
+  features     per-node (unpooled) arch2vec features
+  dngo_predictive, dngo_pipeline   the paper's DNGO predictive protocol (launch/analyze.py --protocol dngo)
+  heldout      the cells an evaluation may use next to a label-trained encoder
+  tsne         t-SNE maps (scikit-learn, optional)
   smoothness   latent distance vs graph edit distance, nearest-neighbour accuracy gaps
   regret       regret curves and final-regret distributions from search traces
   plots        PNG pictures (PCA projection, curves, CDFs)

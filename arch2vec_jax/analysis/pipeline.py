@@ -4,12 +4,19 @@
                                        benchmark="../shared/data/nb201_accuracies.csv",
                                        datasets=("cifar10",), out="results/analysis/nb201"))
 
-Per dataset: the predictive experiment (arch2vec / supervised / one-hot x BLR / GP x
-training sizes x splits), smoothness (latent distance per edit distance, nearest-neighbour
-accuracy gaps), the PCA picture; once per space: the pre-training curves (metrics.json of
+Per dataset: the predictive experiment (arch2vec / supervised / one-hot, optionally the
+per-node arch2vec features 'arch2vec_nodes', x BLR / GP x training sizes x splits),
+smoothness (latent distance per edit distance, nearest-neighbour accuracy gaps), the PCA
+picture and (scikit-learn installed) the t-SNE picture; once per space: the pre-training curves (metrics.json of
 the workdir) and, where `results/search/<space>/<dataset>/traces/` exist, regret curves and
 final-regret CDFs. `analysis.json` is rewritten after every dataset, so a stopped run keeps
 what it finished.
+
+No leakage: the supervised embedding used by the smoothness, nearest-neighbour and picture
+analyses is the first split's encoder of the largest supervised size; those analyses run,
+for every encoding alike, on the cells outside that encoder's training set only
+(`heldout.heldout_cells`, guarded by `heldout.check_heldout`). The predictive experiment
+scores every split on its own held-out cells.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from arch2vec_jax import machine
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio
-from arch2vec_jax.analysis import plots, predictive, regret, smoothness, supervised
+from arch2vec_jax import fileio, machine
+from arch2vec_jax.analysis import features as features_lib
+from arch2vec_jax.analysis import heldout, plots, predictive, regret, smoothness, supervised, tsne
 from arch2vec_jax.benchmarks import csv_data
 
 __all__ = ["AnalysisConfig", "load_data", "run_analysis"]
@@ -46,7 +53,9 @@ class AnalysisConfig:
     train_sizes: training-set sizes of the predictive experiment.
     num_splits: random splits per size.
     models: regression models ('blr', 'gp').
-    encodings: 'arch2vec', 'supervised', 'onehot'.
+    encodings: 'arch2vec', 'supervised', 'onehot', 'arch2vec_nodes' (the per-node mu of
+      `encoder`, concatenated: `features.node_features`).
+    encoder: `pretrained.load` argument for 'arch2vec_nodes' (None: `workdir`).
     supervised_sizes: sizes at which the supervised embedding is trained (others skip it).
     gp_hyper_subset, gp_steps, gp_cholesky_max: see `gp.gp_fit`.
     smooth_cells: cells (random subset) whose pairs enter the smoothness curves.
@@ -55,6 +64,9 @@ class AnalysisConfig:
       committed ones are under `results/search`).
     seed: seed of splits, subsets and training.
     supervised: `supervised.SupervisedConfig`.
+    tsne_datasets: datasets that get t-SNE pictures (scikit-learn; skipped with a message
+      when missing).
+    tsne_cells: held-out cells (random subset) in each t-SNE picture.
   """
 
   space: str = "nb201"
@@ -74,6 +86,9 @@ class AnalysisConfig:
   search_results: str | None = None
   seed: int = 0
   supervised: supervised.SupervisedConfig = supervised.SupervisedConfig()
+  encoder: str | None = None
+  tsne_datasets: tuple[str, ...] = ("cifar10",)
+  tsne_cells: int = 5000
 
 
 def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
@@ -107,9 +122,11 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
   y, n = data["y"], len(data["y"])
   log(f"[{dataset}] {n:,} cells, target {data['reward']} (mean {y.mean():.2f}%, max {y.max():.2f}%)")
   fixed = {"arch2vec": data["arch2vec"], "onehot": predictive.onehot_features(data["adjacency"], data["ops"])}
+  if "arch2vec_nodes" in config.encodings:
+    fixed["arch2vec_nodes"] = _node_features(config, data)
   gp_kwargs = {"hyper_subset": config.gp_hyper_subset, "steps": config.gp_steps, "cholesky_max": config.gp_cholesky_max}
   key = jax.random.PRNGKey(config.seed)
-  records, sup_emb, sup_info = [], None, {}
+  records, sup_emb, sup_info, sup_train = [], None, {}, None
   for size in config.train_sizes:
     if size >= n:
       log(f"[{dataset}] skip train size {size} >= {n} cells")
@@ -123,6 +140,7 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
                                         jax.random.fold_in(key, size), config.supervised)
       per_split_sup = res["embeddings"]
       sup_emb = per_split_sup[0]  # the largest size's first split is kept for smoothness and pictures
+      sup_train = perms[0, :size]  # ... which evaluate on the other cells only
       sup_info[size] = {"steps": res["steps"], "final_loss_mean": float(res["losses"][:, -50:].mean()),
                         "train_s": time.perf_counter() - t1}
       log(f"[{dataset}] supervised encoders, {size} cells x {config.num_splits} splits: {res['steps']} steps, "
@@ -140,14 +158,24 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
               f"Spearman {m['spearman']:.3f} Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)")
     if save_partial is not None:  # a stopped run keeps every finished training size
       save_partial({"partial": True, "records": records, "summary": predictive.summarize(records), "supervised": sup_info})
-  # Smoothness and pictures.
+  # Smoothness and pictures, on the cells the supervised encoder was not trained on.
   codes, group = _codes(config, data)
+  ev = heldout.heldout_cells(n, sup_train)
+  heldout.check_heldout(ev, sup_train, "smoothness / nearest neighbour")
   embs = {"arch2vec": data["arch2vec"]}
   if sup_emb is not None:
     embs["supervised"] = sup_emb
-  smooth = {name: smoothness.distance_by_edit(e, codes, y, group, max_cells=config.smooth_cells, seed=config.seed)
-            for name, e in embs.items()}
-  nn_gap = {name: smoothness.nearest_neighbour_gap(e, y, seed=config.seed) for name, e in {**embs, "onehot": fixed["onehot"]}.items()}
+  if "arch2vec_nodes" in fixed:
+    embs["arch2vec_nodes"] = fixed["arch2vec_nodes"]
+  y_ev, codes_ev, group_ev = y[ev], codes[ev], None if group is None else group[ev]
+  smooth = {name: smoothness.distance_by_edit(e[ev], codes_ev, y_ev, group_ev, max_cells=config.smooth_cells,
+                                              seed=config.seed) for name, e in embs.items()}
+  nn_gap = {name: smoothness.nearest_neighbour_gap(e[ev], y_ev, seed=config.seed)
+            for name, e in {**embs, "onehot": fixed["onehot"]}.items()}
+  cells_info = {"cells": len(ev), "excluded_training_cells": 0 if sup_train is None else len(sup_train),
+                "supervised_train_size": None if sup_train is None else len(sup_train), "split": 0}
+  log(f"[{dataset}] smoothness / nearest neighbour / pictures on {len(ev):,} cells outside the supervised "
+      f"encoder's {cells_info['excluded_training_cells']:,} training cells")
   for name, c in smooth.items():
     log(f"[{dataset}] smoothness {name}: mean L2 by edit distance "
         + ", ".join(f"{e}:{m:.3f}" for e, m in zip(c["edit"], c["mean"]))
@@ -157,15 +185,53 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
   plots.plot_distance_vs_edit(os.path.join(out, f"smoothness_{dataset}.png"), smooth,
                               f"{config.space} {dataset}: latent distance vs edit distance ({smooth['arch2vec']['num_cells']} cells, all pairs)")
   for name, e in embs.items():
-    plots.plot_projection(os.path.join(out, f"pca_{name}_{dataset}.png"), e, y,
-                          f"{config.space} {dataset}: PCA of {name} embeddings")
+    plots.plot_projection(os.path.join(out, f"pca_{name}_{dataset}.png"), e[ev], y_ev,
+                          f"{config.space} {dataset}: PCA of {name} embeddings ({len(ev):,} held-out cells)")
+  tsne_info = _tsne_pictures(config, dataset, {**embs, "onehot": fixed["onehot"]}, ev, y, log)
   rows = predictive.summarize(records)
   for metric in ("rmse", "pearson", "kendall"):
     plots.plot_predictive(os.path.join(out, f"predictive_{metric}_{dataset}.png"), rows, metric,
                           f"{config.space} {dataset}: held-out {metric}")
   return {"num_cells": n, "target": data["reward"], "records": records, "summary": rows, "supervised": sup_info,
           "smoothness": {name: {**c, "monotone": smoothness.monotone_increasing(c["mean"])} for name, c in smooth.items()},
-          "nearest_neighbour": nn_gap, "seconds": time.perf_counter() - t0}
+          "nearest_neighbour": nn_gap, "neighbourhood_cells": cells_info, "tsne": tsne_info,
+          "seconds": time.perf_counter() - t0}
+
+
+def _node_features(config: AnalysisConfig, data: dict[str, Any]) -> np.ndarray:
+  """Per-node arch2vec features [N, n * latent] of the table's cells (encoder `config.encoder` or the workdir)."""
+  from arch2vec_jax import pretrained  # pylint: disable=import-outside-toplevel
+
+  enc = pretrained.load(config.encoder or config.workdir)
+  feats = features_lib.node_features(enc, data["adjacency"], data["ops"])
+  pooled = features_lib.pooled_from_nodes(feats, data["ops"].any(-1).sum(-1), enc.latent)
+  gap = float(np.max(np.abs(pooled - data["arch2vec"]))) if len(pooled) else 0.0
+  if gap > 1e-3:  # the per-node features must come from the encoder of the embeddings
+    raise ValueError(f"encoder {config.encoder or config.workdir!r} does not match {config.workdir}/embeddings.npz "
+                     f"(pooled per-node features differ by {gap:.3g})")
+  return feats
+
+
+def _tsne_pictures(config: AnalysisConfig, dataset: str, embs: dict[str, np.ndarray], ev: np.ndarray,
+                   y: np.ndarray, log: Callable[[str], None]) -> dict[str, Any]:
+  """t-SNE pictures of each embedding on one random subset of the held-out cells `ev`."""
+  if dataset not in config.tsne_datasets:
+    return {"skipped": f"{dataset} not in tsne_datasets"}
+  if not tsne.available():
+    msg = f"t-SNE skipped: scikit-learn is not installed ({tsne.INSTALL})"
+    log(f"[{dataset}] {msg}")
+    return {"skipped": msg}
+  rng = np.random.default_rng([config.seed, 7])
+  pick = np.sort(rng.choice(ev, min(config.tsne_cells, len(ev)), replace=False))
+  info: dict[str, Any] = {"cells": len(pick), "method": "sklearn.manifold.TSNE (perplexity 30, PCA init)"}
+  for name, e in embs.items():
+    t1 = time.perf_counter()
+    proj = tsne.tsne_2d(e[pick], seed=config.seed)
+    plots.plot_points(os.path.join(config.out, f"tsne_{name}_{dataset}.png"), proj, y[pick],
+                      f"{config.space} {dataset}: t-SNE of {name} ({len(pick):,} held-out cells)", "t-SNE 1", "t-SNE 2")
+    info[name] = {"seconds": time.perf_counter() - t1}
+    log(f"[{dataset}] t-SNE of {name}: {len(pick):,} cells ({info[name]['seconds']:.0f}s)")
+  return info
 
 
 def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
@@ -205,7 +271,7 @@ def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callab
     "command": command,
     "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
     "device": machine.machine_info(),
-    "projection": "PCA (NumPy SVD); t-SNE/UMAP libraries are not project dependencies",
+    "projection": "PCA (NumPy SVD) and, with scikit-learn (the optional 'analysis' extra), t-SNE",
     "datasets": {},
   }
   path = os.path.join(config.out, "analysis.json")
