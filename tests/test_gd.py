@@ -285,3 +285,31 @@ def test_launcher_runs_gd(shared_data, tmp_path):
     tmp_path / "out/traces/gd.npz"
   )
   assert trace.mask.all() and all(len(set(c.tolist())) == 8 for c in trace.cell)
+
+
+def test_fit_on_fewer_padded_rows_is_the_same_fit(table):
+  """The bucketed fit (the told rows plus fewer padding rows) predicts as the fit on the whole buffer."""
+  config = gd.GDConfig(hidden_dim=4, num_epochs=20)
+  cells = np.arange(7)
+  x = jnp.zeros((40, table.embeddings.shape[1])).at[:7].set(table.embeddings[cells])
+  y = jnp.zeros((40,)).at[:7].set(table.reward[cells])
+  full = gd.fit_ensemble(jax.random.PRNGKey(1), config, x, y, jnp.arange(40) < 7, jnp.int32(7))
+  part = gd.fit_ensemble(
+    jax.random.PRNGKey(1), config, x[:8], y[:8], jnp.arange(8) < 7, jnp.int32(7)
+  )
+  z = table.embeddings[20:30]
+  for a, b in zip(gd.predict_ensemble(full, z, False), gd.predict_ensemble(part, z, False)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+
+
+def test_bucketed_long_budget_runs(table):
+  """A budget of 4x the hidden width: the fit switches buckets (8, 16, 32 rows); a valid search."""
+  config = gd.GDConfig(
+    num_init=3, hidden_dim=4, num_epochs=2, num_starts=2, num_incumbents=1, num_steps=1, top_k=2
+  )
+  budget = env_lib.Budget(40)
+  trace = runner.run_seeds(
+    gd.make_gd(config, table, budget), jax.random.split(jax.random.PRNGKey(5), 2)
+  )
+  for s in range(2):
+    assert trace.mask[s].all() and len(set(np.asarray(trace.cell[s]).tolist())) == 40

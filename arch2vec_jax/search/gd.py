@@ -362,7 +362,8 @@ def gd_search(
 
   Returns:
     The method: `init(key, problem)`, `ask(state)` (random cells while fewer
-    than `num_init` were proposed, then one fit + ascent per ask), `tell`.
+    than `num_init` were proposed, then one fit + ascent per ask while `budget` lasts; past it
+    random cells, unfitted), `tell`.
   """
   k = ask_tell.check_batch_size(config.top_k if batch_size is None else batch_size)
   if config.num_starts < k:
@@ -390,13 +391,32 @@ def gd_search(
       GDStats(zero, zero, zero),
     )
 
+  # The fit on the first `bucket` rows of the buffer (the told cells are its first rows), for the
+  # smallest bucket holding them: buckets of hidden_dim * 2^i rows (one shape of BLR posterior, its
+  # primal form) when the buffer is larger than that, picked by `lax.switch` seed by seed
+  # (`sequential_seeds`; batched seeds would run every bucket). The same fit on fewer padded rows.
+  hidden = int(config.hidden_dim) if config.surrogate == "dngo" else 0
+  if config.sequential_seeds and hidden and rows > 2 * hidden:
+    buckets = [hidden * 2**i for i in range(32) if hidden * 2**i < rows] + [rows]
+  else:
+    buckets = [rows]
+
+  def fit_bucketed(k_fit, x, y, num_rows):
+    def fit_on(b):
+      return lambda: fit_ensemble(k_fit, config, x[:b], y[:b], jnp.arange(b) < num_rows, num_rows)
+
+    if len(buckets) == 1:
+      return fit_on(rows)()
+    index = jnp.sum(jnp.asarray(buckets[:-1]) < num_rows)
+    return jax.lax.switch(index, [fit_on(b) for b in buckets])
+
   def think(key, problem, x, y, c, num_rows, visited, best, active):
     """Fit, ascend and map k points (one seed; random cells while not `active`)."""
 
     def gradient(visited):
       k_fit, k_start, k_noise = jax.random.split(key, 3)
       mask = jnp.arange(rows) < num_rows
-      sur = fit_ensemble(k_fit, config, x, y, mask, num_rows)
+      sur = fit_bucketed(k_fit, x, y, num_rows)
       mu, sd = dngo._masked_moments(x, mask)  # pylint: disable=protected-access
       top = jax.lax.top_k(jnp.where(mask, y, -jnp.inf), max(incumbents, 1))[1][:incumbents]
       rand = jax.random.randint(k_start, (starts - incumbents,), 0, jnp.maximum(num_rows, 1))
@@ -431,7 +451,9 @@ def gd_search(
     think = sequential_vmap(think, config.seed_group)
 
   def ask(state: GDState) -> tuple[jax.Array, GDState]:
-    active = state.asked >= config.num_init
+    # Fit and ascend after the initial design and while the budget lasts (past it: cheap random cells,
+    # which `table_search` does not query).
+    active = (state.asked >= config.num_init) & ask_tell.within_budget(state, budget)
     key = ask_tell.step_key(state.key, state.round)
     raw, valid, new = think(
       key,

@@ -60,8 +60,8 @@ def default_config(method: str, space: str) -> Any:
     return baselines.RE_DEFAULTS[space]
   if method == "rs":
     return None
-  if method == "gd":
-    return gd.GDConfig()
+  if method == "gd":  # NB101: BO's 5 cells per round (the runs there are ~400 queries), else the NB201 sweep's
+    return gd.GDConfig(top_k=5 if nb101 else gd.GDConfig.top_k)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
