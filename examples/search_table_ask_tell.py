@@ -1,4 +1,4 @@
-"""Random search, regularized evolution or arch2vec-RL on a benchmark table, through ask/tell.
+"""Any search method (RS, RE, arch2vec-RL, -BO, -GD) on a benchmark table, through ask/tell.
 
 The search runs in a plain Python loop: `ask` proposes cells, the "evaluation"
 (here a lookup in the benchmark table; in your own project a training run)
@@ -35,7 +35,7 @@ FIELDS = env_lib.Trace._fields
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--method", default="rl", choices=("rs", "re", "rl"))
+  p.add_argument("--method", default="rl", choices=runner.METHODS)
   p.add_argument("--space", default="nb201", choices=("nb201", "nb101"))
   p.add_argument("--benchmark", default="../shared/data/nb201_accuracies.csv")
   p.add_argument("--dataset", default="cifar10")
@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
     return float(reward[cell]), float(cost[cell])
 
   config = runner.default_config(args.method, args.space)
-  search = ask_tell.jit_search(runner.make_ask_tell(args.method, config, args.batch_size))
+  search = ask_tell.jit_search(runner.make_ask_tell(args.method, config, args.batch_size, budget))
   key = jax.random.PRNGKey(args.seed)
   state = search.init(key, candidates)
   rows = {f: [] for f in FIELDS}
@@ -141,7 +141,7 @@ def main(argv=None) -> dict:
       ref = jax.tree.map(lambda a: np.asarray(a)[0], runner.run_seeds(compiled, key[None]))
     else:
       compiled = ask_tell.table_search(
-        runner.make_ask_tell(args.method, config, args.batch_size), env, budget, candidates
+        runner.make_ask_tell(args.method, config, args.batch_size, budget), env, budget, candidates
       )
       ref = jax.tree.map(np.asarray, jax.jit(compiled)(key))
     n = int(ref.mask.sum())

@@ -1,10 +1,11 @@
-"""Ask/tell (RS, RE, RL): an eager Python loop equals the compiled `run_seeds`, the compiled search
+"""Ask/tell (RS, RE, RL, BO): an eager Python loop equals the compiled `run_seeds`, the compiled search
 equals the pre-ask/tell programs (kept here) and the committed traces, checkpoints resume to the
 same proposals, and the table example runs.
 
 Tiny tables (`tiny_search`); jitted searches are shared per module (compiles dominate).
 """
 
+import dataclasses
 import importlib.util
 import pathlib
 
@@ -15,11 +16,12 @@ import optax
 import pytest
 from tiny_search import CONFIGS, make_table
 
-from arch2vec_jax.search import ask_tell, baselines, reinforce, runner
+from arch2vec_jax.search import ask_tell, baselines, dngo, reinforce, runner
 from arch2vec_jax.search import env as env_lib
+from arch2vec_jax.search.batching import sequential_vmap
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-METHODS = ("rs", "re", "rl")
+METHODS = ("rs", "re", "rl", "bo")
 SEEDS = (0, 1, 2)
 
 
@@ -34,12 +36,19 @@ def table():
 _JITTED = {}
 
 
-def jitted(method, k=1):
-  """A jitted search per (method, k), shared by the tests of this module."""
-  if (method, k) not in _JITTED:
-    config = CONFIGS[method][0]
-    _JITTED[method, k] = ask_tell.jit_search(runner.make_ask_tell(method, config, k))
-  return _JITTED[method, k]
+def search_of(method, k=1, budget=None):
+  """The method's ask/tell search with the tiny config (BO: sized by `budget`, default the tiny one)."""
+  config, queries = CONFIGS[method]
+  budget = env_lib.Budget(queries) if budget is None else budget
+  return runner.make_ask_tell(method, config, k, budget if method == "bo" else None)
+
+
+def jitted(method, k=1, budget=None):
+  """A jitted search per (method, k[, BO's budget]), shared by the tests of this module."""
+  key = (method, k, budget if method == "bo" else None)
+  if key not in _JITTED:
+    _JITTED[key] = ask_tell.jit_search(search_of(method, k, budget))
+  return _JITTED[key]
 
 
 def eager_loop(search, key, cand, host, budget):
@@ -102,7 +111,7 @@ def test_eager_loop_equals_run_seeds(table, method, time_budget):
   keys = jax.random.split(jax.random.PRNGKey(11), len(SEEDS))
   trace = runner.run_seeds(runner.make_search(method, config, env, budget, neighbours), keys)
   for s in range(len(SEEDS)):
-    rows, state = eager_loop(jitted(method), keys[s], cand, host, budget)
+    rows, state = eager_loop(jitted(method, 1, budget), keys[s], cand, host, budget)
     assert_rows_equal_trace(rows, trace, s)
     assert int(state.progress.num_told) == len(rows)
     assert not bool(ask_tell.within_budget(state, budget)) or len(rows) == env.num_cells
@@ -113,11 +122,11 @@ def test_batched_asks(table, method):
   """k = 2 cells per ask: the eager loop equals the compiled scan; proposals distinct."""
   env, _, cand, host = table
   budget = env_lib.Budget(10)
-  search = runner.make_ask_tell(method, CONFIGS[method][0], 2)
+  search = search_of(method, 2, budget)
   run = jax.jit(ask_tell.table_search(search, env, budget, cand))
   for seed in SEEDS[:2]:
     key = jax.random.PRNGKey(seed)
-    rows, _ = eager_loop(jitted(method, 2), key, cand, host, budget)
+    rows, _ = eager_loop(jitted(method, 2, budget), key, cand, host, budget)
     trace = run(key)
     assert_rows_equal_trace(rows, trace)
     assert len({r[4] for r in rows}) == 10
@@ -135,8 +144,10 @@ def test_exhaustion_nan_and_foreign_cells():
       "rs": None,
       "re": baselines.REConfig(2, 1),
       "rl": reinforce.ReinforceConfig(hidden_dim=4, episode_length=2),
+      "bo": dngo.BOConfig(num_init=1, hidden_dim=4, num_epochs=2, num_candidates=2, bound_rank=1,
+                          hyper_levels=1),
     }[method]
-    search = ask_tell.jit_search(runner.make_ask_tell(method, config, 2))
+    search = ask_tell.jit_search(runner.make_ask_tell(method, config, 2, env_lib.Budget(10)))
     state = search.init(jax.random.PRNGKey(0), cand)
     if method != "rl":  # a cell evaluated outside the search
       state = search.tell(state, [4], [0.5], [3.0])
@@ -157,10 +168,10 @@ def test_exhaustion_nan_and_foreign_cells():
 
 
 def test_unjitted_equals_jitted(table):
-  """The pure functions run op by op from Python give the jitted proposals (RS, RE)."""
+  """The pure functions run op by op from Python give the jitted proposals (RS, RE, BO)."""
   _, _, cand, host = table
-  for method in ("rs", "re"):
-    plain = runner.make_ask_tell(method, CONFIGS[method][0])
+  for method in ("rs", "re", "bo"):
+    plain = search_of(method)
     out = []
     for search in (plain, jitted(method)):
       state, cells_seen = search.init(jax.random.PRNGKey(4), cand), []
@@ -176,7 +187,7 @@ def test_unjitted_equals_jitted(table):
 def test_checkpoint_resume(table, method, tmp_path):
   """Saved after a tell, the loop stopped, restored into a fresh state: the same proposals."""
   _, _, cand, host = table
-  search = jitted(method)
+  search = jitted(method, 1, env_lib.Budget(13))
   key = jax.random.key(7) if method == "rl" else jax.random.PRNGKey(7)  # typed keys too
 
   def loop(state, steps, save_at=None):
@@ -243,8 +254,8 @@ def test_config_errors():
   with pytest.raises(ValueError, match="mutation neighbours"):
     no_neighbours = ask_tell.make_candidates(num_cells=4)
     baselines.regularized_evolution(baselines.REConfig()).init(jax.random.PRNGKey(0), no_neighbours)
-  with pytest.raises(NotImplementedError):
-    runner.make_ask_tell("bo")
+  with pytest.raises(ValueError, match="needs the search's budget"):
+    runner.make_ask_tell("bo", dngo.BOConfig())
 
 
 # ----- the programs before ask/tell: an independent reference for the compiled searches -----
@@ -346,6 +357,55 @@ def _old_reinforce(config, env, budget):
   return run
 
 
+def _old_bo(config, env, budget):
+  t_max, k, n0 = budget.max_queries, config.top_k, min(config.num_init, budget.max_queries)
+  num_iters, (n, dim) = max(0, -(-(t_max - n0) // k)), env.embeddings.shape
+  chunk = min(config.predict_chunk, n)
+  chunks = jnp.pad(env.embeddings, ((0, -(-n // chunk) * chunk - n), (0, 0))).reshape(-1, chunk, dim)
+
+  def think(key, x, y, num_rows, net, visited, best, active):
+    def fit(net):
+      sur, net = dngo.fit_surrogate(key, config, x, y, jnp.arange(t_max) < num_rows, num_rows, net)
+      return (*dngo.acquire(sur, env.embeddings, visited, best, k, config, chunks)[:2], net)
+
+    skip = lambda net: (jnp.zeros((k,), jnp.int32), jnp.full((k,), -jnp.inf), net)
+    return jax.lax.cond(active, fit, skip, net)
+
+  think = sequential_vmap(think) if config.sequential_seeds else think
+
+  def query_and_write(carry, cell, ok):
+    state, x, y, net = carry
+    active = env_lib.budget_active(state, budget) & ~state.visited[cell] & ok
+    row = jnp.where(active, state.num_queries, t_max)
+    state, trace_row = env_lib.query(env, state, cell, active)
+    x = x.at[row].set(env.embeddings[cell], mode="drop")
+    return (state, x, y.at[row].set(env.reward[cell], mode="drop"), net), trace_row
+
+  def iteration(carry, key):
+    state, x, y, net = carry
+    cells, scores, net = think(key, x, y, state.num_queries, net, state.visited, state.best_valid,
+                               env_lib.budget_active(state, budget))
+    carry, out = (state, x, y, net), []
+    for j in range(k):
+      carry, row = query_and_write(carry, cells[j], jnp.isfinite(scores[j]))
+      out.append(row)
+    return carry, jax.tree.map(lambda *a: jnp.stack(a), *out)
+
+  def run(key):
+    k_init, k_net, k_loop = jax.random.split(key, 3)
+    net = dngo.init_mlp(k_net, dim, config.hidden_dim)
+    carry = (env_lib.init_state(env), jnp.zeros((t_max, dim)), jnp.zeros((t_max,)), net)
+    step = lambda c, key: query_and_write(c, env_lib.random_unvisited(key, c[0].visited), True)
+    carry, trace = jax.lax.scan(step, carry, jax.random.split(k_init, n0))
+    if num_iters:
+      rows = jax.lax.scan(iteration, carry, jax.random.split(k_loop, num_iters))[1]
+      rows = jax.tree.map(lambda a: a.reshape((num_iters * k,) + a.shape[2:]), rows)
+      trace = jax.tree.map(lambda a, b: jnp.concatenate([a, b])[:t_max], trace, rows)
+    return trace
+
+  return run
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_compiled_equals_the_pre_ask_tell_program(table, method):
   """The compiled search (ask -> lookup -> tell) gives the old programs' traces, bit for bit."""
@@ -355,6 +415,7 @@ def test_compiled_equals_the_pre_ask_tell_program(table, method):
     "rs": lambda b: _old_random_search(env, b),
     "re": lambda b: _old_evolution(config, env, b, neighbours),
     "rl": lambda b: _old_reinforce(config, env, b),
+    "bo": lambda b: _old_bo(config, env, b),
   }[method]
   keys = jax.random.split(jax.random.PRNGKey(42), 3)
   for budget in (env_lib.Budget(queries), env_lib.Budget(12, 60.0)):
@@ -363,6 +424,13 @@ def test_compiled_equals_the_pre_ask_tell_program(table, method):
     for name, a, b in zip(env_lib.Trace._fields, new, ref):
       msg = f"{method} {budget} {name}"
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=msg)
+  if method == "bo":  # several picks per fit, the last fit's picks cut by the budget
+    config = dataclasses.replace(config, top_k=3)
+    budget = env_lib.Budget(queries + 3)
+    new = runner.run_seeds(runner.make_search(method, config, env, budget), keys)
+    ref = runner.run_seeds_loop(_old_bo(config, env, budget), keys)
+    for name, a, b in zip(env_lib.Trace._fields, new, ref):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"bo top_k=3 {name}")
 
 
 def test_compiled_equals_committed_traces(shared_data):
@@ -443,3 +511,9 @@ def test_example_search_table_ask_tell(shared_data, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert "resumed from" in printed and "gives the same trace: True" in printed
   assert (tmp_path / "rl_trace.npz").exists()
+  # arch2vec-BO, 2 cells per ask, interrupted after 19 evaluations (mid-batch of picks) and resumed.
+  bo = base + ["--method", "bo", "--embeddings", str(emb), "--queries", "24", "--batch_size", "2"]
+  bo += ["--checkpoint", str(tmp_path / "bo_state.msgpack")]
+  assert example.main(bo + ["--stop_after", "19"])["made"] == 20  # stops between asks
+  out = example.main(bo + ["--resume"])
+  assert out["matches_compiled"] and out["made"] == 24

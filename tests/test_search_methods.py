@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arch2vec_jax.search import baselines, blr, dngo, runner
+from arch2vec_jax.search import ask_tell, baselines, blr, dngo, runner
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.spaces import nb201
 from tiny_search import CONFIGS, D, N, make_table
@@ -148,10 +148,18 @@ def test_bo_variants_run(table):
   env, _ = table
   config = dngo.BOConfig(surrogate="blr", top_k=2, acquisition="release", target=1.0, num_init=3,
                          num_candidates=4, hyper_levels=1, predict_chunk=32)
-  trace, stats = jax.jit(dngo.make_bo(config, env, env_lib.Budget(9), with_stats=True))(jax.random.PRNGKey(0))
+  trace = jax.jit(dngo.make_bo(config, env, env_lib.Budget(9)))(jax.random.PRNGKey(0))
   assert np.asarray(trace.mask).all() and len(set(np.asarray(trace.cell).tolist())) == 9
-  assert stats.pruned.shape == (3,) and np.isfinite(np.asarray(stats.log_alpha)).all()
-  assert ((np.asarray(stats.log_alpha) >= blr.LOG_BOUNDS[0]) & (np.asarray(stats.log_alpha) <= blr.LOG_BOUNDS[1])).all()
+  # The fits' statistics, through ask/tell (the same search: `make_bo` is its table loop).
+  search = ask_tell.jit_search(dngo.bo_search(config, env_lib.Budget(9), batch_size=2))
+  state, log_alpha = search.init(jax.random.PRNGKey(0), ask_tell.candidates_from_env(env)), []
+  for _ in range(4):
+    cells, state = search.ask(state)
+    state = search.tell(state, cells, np.asarray(env.reward)[np.asarray(cells)])
+    log_alpha.append(float(state.stats.log_alpha))
+  assert int(state.num_fits) == 3 and int(state.num_asked) == 8
+  assert np.isnan(log_alpha[0]) and np.isfinite(log_alpha[1:]).all()  # no fit in the initial design
+  assert all(blr.LOG_BOUNDS[0] <= a <= blr.LOG_BOUNDS[1] for a in log_alpha[1:])
 
 
 @pytest.mark.parametrize("group", [2, 4])

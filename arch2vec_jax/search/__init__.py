@@ -2,7 +2,7 @@
 
 `runner.make_search(method, config, env, budget)` gives a pure `run(key) ->
 Trace`; `runner.run_seeds(run, keys)` runs every seed in one jitted call.
-`runner.make_ask_tell(method, config, batch_size)` gives RS, RE and RL as pure
+`runner.make_ask_tell(method, config, batch_size, budget)` gives every method as pure
 ask/tell functions driven by any evaluation (`ask_tell`: `init(key, candidates)`,
 `ask(state)`, `tell(state, cells, values, costs)`, `save_state` / `restore_state`).
 """
@@ -33,7 +33,7 @@ from arch2vec_jax.search.baselines import (
   regularized_evolution,
 )
 from arch2vec_jax.search.batching import sequential_vmap
-from arch2vec_jax.search.dngo import BOConfig, make_bo
+from arch2vec_jax.search.dngo import BOConfig, BOState, bo_search, make_bo
 from arch2vec_jax.search.env import (
   Budget,
   EnvState,
@@ -59,6 +59,7 @@ __all__ = [
   "RE_DEFAULTS",
   "AskTell",
   "BOConfig",
+  "BOState",
   "Budget",
   "Candidates",
   "EnvState",
@@ -75,6 +76,7 @@ __all__ = [
   "baselines",
   "batching",
   "blr",
+  "bo_search",
   "candidates_from_env",
   "default_config",
   "dngo",

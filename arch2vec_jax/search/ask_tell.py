@@ -2,7 +2,8 @@
 
 A search method is an `AskTell` of three pure functions and two static values:
 
-  search = baselines.random_search(batch_size=1)       # or regularized_evolution, reinforce_search
+  search = baselines.random_search(batch_size=1)       # or regularized_evolution, reinforce_search,
+                                                       # dngo.bo_search(config, budget), gd.gd_search
   state = search.init(key, problem)                    # problem: the `Candidates`
   cells, state = search.ask(state)                     # int32 [k], -1 where nothing is left
   values = ...                                         # evaluate: anything (a training run)
@@ -20,7 +21,7 @@ driven by your own training:
   from arch2vec_jax.search import Budget, ask_tell, runner
   candidates = ask_tell.make_candidates(embeddings)   # [N, D], e.g. an encoder's embed(pool)
   config = runner.default_config("rl", "nb201")
-  search = ask_tell.jit_search(runner.make_ask_tell("rl", config, batch_size=4))
+  search = ask_tell.jit_search(runner.make_ask_tell("rl", config, batch_size=4))  # "bo": also budget=
   state = search.init(jax.random.PRNGKey(0), candidates)
   while ask_tell.within_budget(state, Budget(100)):
     cells, state = search.ask(state)                   # 4 cells: train them in parallel
@@ -238,16 +239,17 @@ def step_key(key: jax.Array, index: jax.Array | int) -> jax.Array:
 
 
 def propose(visited: jax.Array, cell: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Marks `cell` proposed: (visited', the cell, or -1 if it was visited already).
+  """Marks `cell` proposed: (visited', the cell, or -1 if it was visited already or is -1).
 
   Search helpers (`env.random_unvisited`, `env.nearest_unvisited`) return an
   arbitrary cell when every cell is visited; this turns that into -1.
   """
   cell = jnp.asarray(cell, jnp.int32)
-  fresh = ~visited[cell]
-  # `.set(visited[cell] | fresh)` (always True) rather than `.set(True)`: XLA:CPU copies the whole
+  safe = jnp.maximum(cell, 0)
+  fresh = (cell >= 0) & ~visited[safe]
+  # `.set(visited[safe] | fresh)` rather than `.set(True)`: XLA:CPU copies the whole
   # mask for a scatter of a constant inside a loop (5x slower random search over NB201).
-  return visited.at[cell].set(visited[cell] | fresh), jnp.where(fresh, cell, -1)
+  return visited.at[safe].set(visited[safe] | fresh), jnp.where(fresh, cell, -1)
 
 
 def as_batch(cells, values, costs=None) -> tuple[jax.Array, jax.Array, jax.Array]:

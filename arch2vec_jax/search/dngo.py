@@ -37,11 +37,16 @@ variance of every cell is computed, inside a `while_loop` so that under `vmap`
 this costs only when some seed needs it. Ties go to the lowest cell index in
 both paths.
 
-Static shapes: the queried cells live in a buffer of T rows (the budget's
-query count) with a mask. With `sequential_seeds` (default) the surrogate fit
-and the sweep run seed by seed inside the vmapped program: the number of
-minibatches per epoch, floor(n / 10), is then each seed's own, and a seed whose
-time budget is spent skips its fits (`lax.cond`).
+Ask/tell (`bo_search`, the one implementation): `ask` proposes the random
+initial cells, then the picks of the last fit, fitting anew when they are used
+up; `tell` appends the values to the data. `make_bo` is `ask_tell.table_search`
+over it. Static shapes: the evaluated cells live in a buffer of T rows (the
+budget's query count) with a mask. With `sequential_seeds` (default) the
+surrogate fit and the sweep run seed by seed inside the vmapped program: the
+number of minibatches per epoch, floor(n / 10), is then each seed's own, and a
+seed that needs no fit this round (an initial cell, picks left, a time budget
+spent) skips it (`lax.cond`). Without it (batched seeds, for accelerators) a
+fit's `lax.cond` becomes a select under `vmap`, so that every round computes one.
 """
 
 from __future__ import annotations
@@ -55,17 +60,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from arch2vec_jax.search import blr
+from arch2vec_jax.search import ask_tell, blr
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
 
 __all__ = [
   "BOConfig",
+  "BOState",
   "BOStats",
   "MLPParams",
   "Surrogate",
   "acquire",
   "acquisition_scores",
+  "bo_search",
   "bound_scores",
   "exact_scores",
   "fit_mlp",
@@ -346,23 +353,16 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
 
 
 class BOStats(NamedTuple):
-  """Per-iteration diagnostics of a BO run (`make_bo(..., with_stats=True)`).
+  """Diagnostics of a surrogate fit (`BOState.stats`: the last fit's).
 
   Attributes:
-    pruned: bool [I], the pruned sweep was exact without the full pass.
-    log_alpha, log_beta: float32 [I], the BLR hyperparameters.
+    pruned: bool [], the pruned sweep was exact without the full pass.
+    log_alpha, log_beta: float32 [], the BLR hyperparameters (NaN: no fit yet).
   """
 
   pruned: jax.Array
   log_alpha: jax.Array
   log_beta: jax.Array
-
-
-class _BOCarry(NamedTuple):
-  state: env_lib.EnvState
-  x: jax.Array  # [B, D] embeddings of the queried cells
-  y: jax.Array  # [B] their rewards
-  net: MLPParams  # the last network (used when warm_start)
 
 
 def _masked_moments(a: jax.Array, mask: jax.Array):
@@ -461,36 +461,74 @@ def flops_per_seed(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Bud
   return out
 
 
-def make_bo(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget, with_stats: bool = False) -> Callable:
-  """Builds a pure `run(key) -> Trace` (trace length `budget.max_queries`).
+class BOState(NamedTuple):
+  """arch2vec-BO's ask/tell state (R = the budget's query count, D = embedding dim, k = top_k).
+
+  Attributes:
+    problem: the candidates (their embeddings are the surrogate's inputs).
+    progress: proposals and values told.
+    init_key: the t-th random initial proposal uses `step_key(init_key, t)`.
+    fit_key: the i-th surrogate fit uses `step_key(fit_key, i)`.
+    num_asked: int32 [], proposals made.
+    num_fits: int32 [], surrogate fits made (skipped ones past the budget included).
+    x: float32 [R, D], the embeddings of the evaluated cells, in the order told.
+    y: float32 [R], their values.
+    net: the last network (the initialisation when `warm_start`).
+    picks: int32 [k], the last fit's cells, in the order they are proposed.
+    picks_ok: bool [k], picks with a finite acquisition value (others are not proposed).
+    next_pick: int32 [], the next pick to propose (k: a new fit is due).
+    stats: the last fit's `BOStats` (scalars).
+  """
+
+  problem: ask_tell.Candidates
+  progress: ask_tell.Progress
+  init_key: jax.Array
+  fit_key: jax.Array
+  num_asked: jax.Array
+  num_fits: jax.Array
+  x: jax.Array
+  y: jax.Array
+  net: MLPParams
+  picks: jax.Array
+  picks_ok: jax.Array
+  next_pick: jax.Array
+  stats: BOStats
+
+
+def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> ask_tell.AskTell:
+  """arch2vec-BO as ask/tell (module doc).
+
+  The first `num_init` proposals are random distinct cells. After them, a
+  proposal takes the next of the last fit's `top_k` picks; when none is left,
+  the surrogate is fitted on every value told so far (a proposal not told yet
+  is visited but not data) and `acquire` picks the next `top_k`. `batch_size`
+  cells per `ask` are proposed this way one after another (so k = top_k asks
+  exactly one fit's picks). With `batch_size` 1 over a table this is the paper's
+  loop (`make_bo`).
 
   Args:
     config: BO settings.
-    env: the environment (embeddings are the surrogate's inputs).
-    budget: queries and optional time.
-    with_stats: `run` returns (Trace, BOStats) instead.
+    budget: the search's budget: its query count is the data buffer's size R
+      (values told beyond R enter the progress, not the surrogate), and once
+      `ask_tell.within_budget` is false no fit is made and `ask` proposes -1.
+    batch_size: cells per `ask` (static).
 
   Returns:
-    `run(key)`; vmap it over keys for seeds. With `sequential_seeds` the
-    surrogate fit and the sweep run seed by seed under `vmap`, the rest batched.
+    The method (`ask_tell.AskTell`, name 'bo').
   """
-  t_max = int(budget.max_queries)
+  b = ask_tell.check_batch_size(batch_size)
   k = int(config.top_k)
-  n0 = min(int(config.num_init), t_max)
-  num_iters = max(0, -(-(t_max - n0) // k))
-  rows = max(t_max, 1)
-  n_cells, dim = env.embeddings.shape
-  chunk = min(int(config.predict_chunk), n_cells)
-  pad = -(-n_cells // chunk) * chunk - n_cells
-  emb_chunks = jnp.pad(env.embeddings, ((0, pad), (0, 0))).reshape(-1, chunk, dim)
+  n0 = int(config.num_init)
+  rows = max(int(budget.max_queries), 1)
+  hidden = int(config.hidden_dim)
 
-  def think(key, x, y, num_rows, net, visited, best, active):
-    """Fits the surrogate and picks the next cells (one seed; skipped past the budget)."""
+  def think(key, x, y, num_rows, net, visited, best, active, embeddings, chunks):
+    """Fits the surrogate and picks the next k cells (one seed; skipped unless `active`)."""
 
     def fit_and_pick(net):
       mask = jnp.arange(rows) < num_rows
       sur, net = fit_surrogate(key, config, x, y, mask, num_rows, net)
-      cells, scores, pruned = acquire(sur, env.embeddings, visited, best, k, config, emb_chunks)
+      cells, scores, pruned = acquire(sur, embeddings, visited, best, k, config, chunks)
       return cells, scores, net, BOStats(pruned, sur.post.log_alpha, sur.post.log_beta)
 
     def skip(net):
@@ -502,40 +540,79 @@ def make_bo(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget, wi
   if config.sequential_seeds:
     think = sequential_vmap(think, config.seed_group)
 
-  def query_and_write(carry: _BOCarry, cell: jax.Array, ok: jax.Array):
-    """Queries `cell` (if the budget allows and `ok`) and appends it to the data buffer."""
-    active = env_lib.budget_active(carry.state, budget) & ~carry.state.visited[cell] & ok
-    row = jnp.where(active, carry.state.num_queries, rows)  # out of bounds: not written
-    state, trace_row = env_lib.query(env, carry.state, cell, active)
-    put = lambda buf, val: buf.at[row].set(val, mode="drop")
-    return _BOCarry(state, put(carry.x, env.embeddings[cell]), put(carry.y, env.reward[cell]), carry.net), trace_row
-
-  def iteration(carry: _BOCarry, key):
-    state = carry.state
-    cells, scores, net, stats = think(key, carry.x, carry.y, state.num_queries, carry.net, state.visited,
-                                      state.best_valid, env_lib.budget_active(state, budget))
-    carry = carry._replace(net=net)
-    out = []
-    for j in range(k):
-      carry, row = query_and_write(carry, cells[j], jnp.isfinite(scores[j]))
-      out.append(row)
-    return carry, (jax.tree.map(lambda *a: jnp.stack(a), *out), stats)
-
-  def run(key: jax.Array):
+  def init(key: jax.Array, problem: ask_tell.Candidates) -> BOState:
     k_init, k_net, k_loop = jax.random.split(key, 3)
-    carry = _BOCarry(env_lib.init_state(env), jnp.zeros((rows, dim), jnp.float32), jnp.zeros((rows,), jnp.float32),
-                     init_mlp(k_net, dim, config.hidden_dim))
+    dim = problem.embeddings.shape[1]
+    nan = jnp.float32(jnp.nan)
+    return BOState(problem, ask_tell.init_progress(problem), k_init, k_loop, jnp.array(0, jnp.int32),
+                   jnp.array(0, jnp.int32), jnp.zeros((rows, dim), jnp.float32), jnp.zeros((rows,), jnp.float32),
+                   init_mlp(k_net, dim, hidden), jnp.zeros((k,), jnp.int32), jnp.zeros((k,), bool),
+                   jnp.array(k, jnp.int32), BOStats(jnp.bool_(False), nan, nan))
 
-    def init_step(carry, key):
-      cell = env_lib.random_unvisited(key, carry.state.visited)
-      return query_and_write(carry, cell, jnp.bool_(True))
+  def ask(state: BOState) -> tuple[jax.Array, BOState]:
+    embeddings = state.problem.embeddings
+    n, dim = embeddings.shape
+    chunk = min(int(config.predict_chunk), n)
+    chunks = jnp.pad(embeddings, ((0, -(-n // chunk) * chunk - n), (0, 0))).reshape(-1, chunk, dim)
+    in_budget = ask_tell.within_budget(state, budget)
+    learner = state._replace(problem=None)
 
-    carry, trace = jax.lax.scan(init_step, carry, jax.random.split(k_init, n0))
-    stats = BOStats(jnp.zeros((0,), bool), jnp.zeros((0,), jnp.float32), jnp.zeros((0,), jnp.float32))
-    if num_iters > 0:
-      _, (it_rows, stats) = jax.lax.scan(iteration, carry, jax.random.split(k_loop, num_iters))
-      it_rows = jax.tree.map(lambda a: a.reshape((num_iters * k,) + a.shape[2:]), it_rows)
-      trace = jax.tree.map(lambda a, b: jnp.concatenate([a, b])[:t_max], trace, it_rows)
-    return (trace, stats) if with_stats else trace
+    def slot(st: BOState, _):
+      in_init = st.num_asked < n0
+      due = ~in_init & (st.next_pick >= k)
+      visited = st.progress.visited
+      cells, scores, net, stats = think(ask_tell.step_key(st.fit_key, st.num_fits), st.x, st.y,
+                                        st.progress.num_told, st.net, visited, st.progress.best_value,
+                                        due & in_budget, embeddings, chunks)
+      st = st._replace(net=net, picks=jnp.where(due, cells, st.picks),
+                       picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
+                       next_pick=jnp.where(due, 0, st.next_pick), num_fits=st.num_fits + due.astype(jnp.int32),
+                       stats=jax.tree.map(lambda new, old: jnp.where(due, new, old), stats, st.stats))
+      pos = jnp.minimum(st.next_pick, k - 1)
+      picked = jnp.where(st.picks_ok[pos] & in_budget, st.picks[pos], -1)
+      random = env_lib.random_unvisited(ask_tell.step_key(st.init_key, st.num_asked), visited)
+      visited, cell = ask_tell.propose(visited, jnp.where(in_init, jnp.where(in_budget, random, -1), picked))
+      st = st._replace(progress=st.progress._replace(visited=visited), num_asked=st.num_asked + 1,
+                       next_pick=st.next_pick + (~in_init).astype(jnp.int32))
+      return st, cell
+
+    learner, cells = jax.lax.scan(slot, learner, None, length=b)
+    return cells, learner._replace(problem=state.problem)
+
+  def tell(state: BOState, cells, values, costs=None) -> BOState:
+    start = state.progress.num_told
+    progress, told = ask_tell.record(state.progress, cells, values, costs)
+    cells, values, _ = ask_tell.as_batch(cells, values, costs)
+    x, y = state.x, state.y
+    row = start
+    for j in range(cells.shape[0]):
+      at = jnp.where(told[j], row, rows)  # out of bounds: not written
+      x = x.at[at].set(state.problem.embeddings[jnp.maximum(cells[j], 0)], mode="drop")
+      y = y.at[at].set(values[j], mode="drop")
+      row = row + told[j].astype(jnp.int32)
+    return state._replace(progress=progress, x=x, y=y)
+
+  return ask_tell.AskTell(init, ask, tell, b, "bo")
+
+
+def make_bo(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget) -> Callable:
+  """Builds a pure `run(key) -> Trace` (trace length `budget.max_queries`).
+
+  `ask_tell.table_search` over `bo_search(config, budget)`: one cell per round.
+
+  Args:
+    config: BO settings.
+    env: the environment (embeddings are the surrogate's inputs).
+    budget: queries and optional time.
+
+  Returns:
+    `run(key)`; vmap it over keys for seeds. With `sequential_seeds` the
+    surrogate fit and the sweep run seed by seed under `vmap`, the rest batched.
+  """
+  table_run = ask_tell.table_search(bo_search(config, budget), env, budget)
+
+  def run(key: jax.Array) -> env_lib.Trace:  # a function of its own per method (e.g. for chex)
+    """arch2vec-BO on the table, one seed."""
+    return table_run(key)
 
   return run

@@ -11,7 +11,7 @@ multiple of the device count).
 `run_seeds_loop` runs the same seeds one by one (the Python-loop reference for
 tests and the speed comparison). `make_ask_tell(method, config, batch_size)`
 gives the same method as pure ask/tell functions (`ask_tell`), for searches
-driven by any evaluation; 'rs', 're' and 'rl' run on them in `make_search` too.
+driven by any evaluation; every method of `make_search` runs on them.
 """
 
 from __future__ import annotations
@@ -96,13 +96,16 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-def make_ask_tell(method: str, config: Any = None, batch_size: int = 1) -> ask_tell.AskTell:
+def make_ask_tell(method: str, config: Any = None, batch_size: int = 1,
+                  budget: env_lib.Budget | None = None) -> ask_tell.AskTell:
   """A method as ask/tell functions (`ask_tell.AskTell`: pure `init`, `ask`, `tell`).
 
   Args:
-    method: 'rs', 're' or 'rl' ('bo' is not ask/tell yet).
+    method: 'rs', 're', 'rl' or 'bo'.
     config: the method's config (`default_config`); ignored by 'rs'.
     batch_size: cells per `ask` (static; 'rl' needs it to divide the episode length).
+    budget: the search's budget ('bo' only, where it is needed: it sizes the
+      surrogate's data buffer and stops the fits; `dngo.bo_search`).
 
   Returns:
     The method; `make_search(method, config, env, budget)` is
@@ -115,7 +118,13 @@ def make_ask_tell(method: str, config: Any = None, batch_size: int = 1) -> ask_t
   if method == "rl":
     return reinforce.reinforce_search(config, batch_size)
   if method == "bo":
-    raise NotImplementedError("arch2vec-BO has no ask/tell interface yet; use make_search('bo')")
+    if budget is None:
+      raise ValueError("arch2vec-BO's ask/tell needs the search's budget (make_ask_tell('bo', config, k, budget))")
+    return dngo.bo_search(config, budget, batch_size)
+  if method == "gd":
+    if budget is None:
+      raise ValueError("arch2vec-GD's ask/tell needs the search's budget (make_ask_tell('gd', config, k, budget))")
+    return gd.gd_search(config, budget, batch_size)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
