@@ -517,3 +517,66 @@ def test_example_search_table_ask_tell(shared_data, tmp_path, capsys):
   assert example.main(bo + ["--stop_after", "19"])["made"] == 20  # stops between asks
   out = example.main(bo + ["--resume"])
   assert out["matches_compiled"] and out["made"] == 24
+
+
+# ----- candidates added between asks -----
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_add_candidates_between_asks(table, method):
+  """A pool of 60 cells grown to all 96 after 5 evaluations: the told values stay, the new cells
+  are proposed, nothing twice; the grown pool equals the one built whole."""
+  env, neighbours, cand, host = table
+  nb = np.where(neighbours[:60] < 60, neighbours[:60], -1) if method == "re" else None
+  first = ask_tell.make_candidates(np.asarray(cand.embeddings)[:60], neighbours=nb)
+  search = search_of(method, 1, env_lib.Budget(40))
+  state = search.init(jax.random.PRNGKey(2), first)
+  proposed = []
+  for t in range(40):
+    if t == 5:
+      state = ask_tell.add_candidates(  # RE: the whole mutation table, old cells reach new ones
+        state, np.asarray(cand.embeddings)[60:], neighbours if method == "re" else None
+      )
+      whole = ask_tell.make_candidates(np.asarray(cand.embeddings))
+      np.testing.assert_array_equal(np.asarray(state.problem.embeddings), whole.embeddings)
+      np.testing.assert_array_equal(np.asarray(state.problem.sq_norms), whole.sq_norms)
+      assert int(state.progress.num_told) == 5
+      assert int(state.progress.visited.sum()) == 5 + (method == "rl")  # RL: its free start cell
+    cells, state = search.ask(state)
+    proposed += np.asarray(cells).tolist()
+    state = search.tell(state, cells, host[0][np.asarray(cells)])
+  assert len(set(proposed)) == 40 and min(proposed) >= 0
+  assert all(c < 60 for c in proposed[:5]) and any(c >= 60 for c in proposed[5:])
+
+
+def test_enable_candidates_does_not_recompile(table):
+  """Spare rows (unavailable) of a fixed-size pool enabled between asks: one trace of `ask`."""
+  env, _, cand, host = table
+  spare = np.arange(96) >= 60
+  pool = ask_tell.make_candidates(np.asarray(cand.embeddings) * 0.0, available=~spare)
+  base = search_of("bo", 1, env_lib.Budget(30))
+  traced = []
+
+  def ask(state):
+    traced.append(1)
+    return base.ask(state)
+
+  search = ask_tell.jit_search(base._replace(ask=ask))
+  state, proposed = search.init(jax.random.PRNGKey(0), pool), []
+  for t in range(30):
+    if t == 8:  # the real embeddings of every row arrive; the spare rows become candidates
+      state = ask_tell.enable_candidates(state, np.flatnonzero(spare), np.asarray(cand.embeddings)[60:])
+      state = state._replace(problem=state.problem._replace(embeddings=cand.embeddings, sq_norms=cand.sq_norms))
+    cells, state = search.ask(state)
+    proposed += np.asarray(cells).tolist()
+    state = search.tell(state, cells, host[0][np.asarray(cells)])
+  assert len(traced) == 1
+  assert len(set(proposed)) == 30 and all(c < 60 for c in proposed[:8]) and any(c >= 60 for c in proposed[8:])
+  with pytest.raises(ValueError, match="spare"):
+    ask_tell.enable_candidates(state, [3])
+  with pytest.raises(ValueError, match=r"\[2, 4\]"):
+    ask_tell.enable_candidates(search.init(jax.random.PRNGKey(0), pool), [70, 71], np.zeros((2, 3)))
+  with pytest.raises(ValueError, match="mutation neighbours"):
+    ask_tell.add_candidates(jitted("re").init(jax.random.PRNGKey(0), cand), np.zeros((2, 4)))
+  with pytest.raises(ValueError, match=r"\[M, 4\]"):
+    ask_tell.add_candidates(state, np.zeros((2, 3)))

@@ -15,8 +15,10 @@ neighbours), never the accuracy table: values come only through `tell`. Every
 state is a pytree of NamedTuples holding its `problem` and its `Progress` (the
 proposed cells, the values told, the best so far); `init`, `ask` and `tell` are
 jit-able (`jit_search` jits all three) and also run eagerly from a plain Python
-loop. `save_state` / `restore_state` checkpoint any state atomically. A search
-driven by your own training:
+loop. `save_state` / `restore_state` checkpoint any state atomically;
+`add_candidates` (a pool that grows) and `enable_candidates` (spare rows of a
+fixed-size pool, no recompile) add cells between asks. A search driven by your
+own training:
 
   from arch2vec_jax.search import Budget, ask_tell, runner
   candidates = ask_tell.make_candidates(embeddings)   # [N, D], e.g. an encoder's embed(pool)
@@ -74,9 +76,11 @@ __all__ = [
   "Candidates",
   "Progress",
   "StateFileError",
+  "add_candidates",
   "as_batch",
   "candidates_from_env",
   "check_batch_size",
+  "enable_candidates",
   "init_progress",
   "jit_search",
   "make_candidates",
@@ -220,6 +224,107 @@ def candidates_from_env(env: env_lib.SearchEnv, neighbours=None) -> Candidates:
     _neighbour_array(None if neighbours is None else np.asarray(neighbours), env.num_cells)
   )
   return Candidates(env.embeddings, env.sq_norms, env.available, nb)
+
+
+def add_candidates(state: Any, embeddings, neighbours=None) -> Any:
+  """The state with M more candidates appended to its pool (visited: no; available: yes).
+
+  For a pool that grows between asks (new cells sampled or generated during
+  the search). The new rows get indices N..N+M-1; everything told so far is
+  kept. The [N]-sized parts of a state are its `problem` and
+  `progress.visited` (true of RS, RE, RL, BO and GD). A jitted search
+  compiles once more for each new pool size; to avoid that, make the pool
+  with spare rows marked unavailable and use `enable_candidates` instead.
+
+  Args:
+    state: an ask/tell state.
+    embeddings: float [M, D], the new cells' embeddings (the pool's D).
+    neighbours: mutation neighbours (indices into the grown pool, -1 padded):
+      int [M, K'] for the new cells only, or [N + M, K'] replacing the whole
+      table (so that old cells can mutate into new ones); needed when the pool
+      has neighbours (evolution).
+
+  Returns:
+    The state over N + M candidates.
+  """
+  problem = state.problem
+  n, dim = problem.embeddings.shape
+  emb = np.asarray(embeddings, np.float32)
+  if emb.ndim != 2 or emb.shape[1] != dim or not len(emb) or not np.all(np.isfinite(emb)):
+    raise ValueError(f"new candidates must be a finite [M, {dim}] array with M >= 1, got {emb.shape}")
+  m = len(emb)
+  old_nb = np.asarray(problem.neighbours)
+  if neighbours is None:
+    if old_nb.shape[1]:
+      raise ValueError("this pool has mutation neighbours: pass the new cells' `neighbours` [M, K]")
+    nb = np.zeros((n + m, 0), np.int32)
+  else:
+    new_nb = np.asarray(neighbours)
+    if (
+      new_nb.ndim != 2
+      or new_nb.shape[0] not in (m, n + m)
+      or not np.issubdtype(new_nb.dtype, np.integer)
+      or (new_nb.size and (new_nb.min() < -1 or new_nb.max() >= n + m))
+    ):
+      raise ValueError(
+        f"neighbours must be int [{m}, K] (the new cells) or [{n + m}, K] (the grown pool) "
+        f"indices in [0, {n + m}) or -1, got {new_nb.dtype} {new_nb.shape}"
+      )
+    if len(new_nb) == n + m:
+      nb = new_nb.astype(np.int32)
+    else:
+      width = max(old_nb.shape[1], new_nb.shape[1])
+      pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-1)
+      nb = np.concatenate([pad(old_nb), pad(new_nb)]).astype(np.int32)
+  grown = Candidates(
+    embeddings=jnp.concatenate([problem.embeddings, jnp.asarray(emb)]),
+    sq_norms=jnp.concatenate(
+      [problem.sq_norms, jnp.asarray(np.sum(emb.astype(np.float64) ** 2, axis=1).astype(np.float32))]
+    ),
+    available=jnp.concatenate([problem.available, jnp.ones((m,), bool)]),
+    neighbours=jnp.asarray(nb),
+  )
+  visited = jnp.concatenate([state.progress.visited, jnp.zeros((m,), bool)])
+  return state._replace(problem=grown, progress=state.progress._replace(visited=visited))
+
+
+def enable_candidates(state: Any, cells, embeddings=None) -> Any:
+  """The state with spare (unavailable, never proposed) rows of its pool made candidates.
+
+  The fixed-size way to grow a pool: `make_candidates(..., available=mask)`
+  with spare rows False, then fill them here between asks; shapes do not
+  change, so a jitted search does not recompile.
+
+  Args:
+    state: an ask/tell state.
+    cells: int [M], the spare rows to enable.
+    embeddings: float [M, D] their embeddings (None: keep the rows' current ones).
+
+  Returns:
+    The state with those rows available and unvisited.
+  """
+  cells = np.asarray(cells, np.int64).reshape(-1)
+  problem = state.problem
+  n, dim = problem.embeddings.shape
+  avail = np.asarray(problem.available)
+  if cells.size and (cells.min() < 0 or cells.max() >= n):
+    raise ValueError(f"cells to enable must be rows in [0, {n}), got {cells.min()}..{cells.max()}")
+  if avail[cells].any() or len(set(cells.tolist())) != len(cells):
+    raise ValueError(
+      f"cells to enable must be distinct spare (unavailable) rows; {cells[avail[cells]][:5].tolist()} "
+      "are candidates already"
+    )
+  idx = jnp.asarray(cells)
+  emb, sq = problem.embeddings, problem.sq_norms
+  if embeddings is not None:
+    new = np.asarray(embeddings, np.float32)
+    if new.shape != (len(cells), dim) or not np.all(np.isfinite(new)):
+      raise ValueError(f"embeddings must be a finite [{len(cells)}, {dim}] array, got {new.shape}")
+    emb = emb.at[idx].set(jnp.asarray(new))
+    sq = sq.at[idx].set(jnp.asarray(np.sum(new.astype(np.float64) ** 2, axis=1).astype(np.float32)))
+  problem = problem._replace(embeddings=emb, sq_norms=sq, available=problem.available.at[idx].set(True))
+  visited = state.progress.visited.at[idx].set(False)
+  return state._replace(problem=problem, progress=state.progress._replace(visited=visited))
 
 
 def init_progress(problem: Candidates) -> Progress:
