@@ -1,9 +1,13 @@
-"""examples/embed_cells.py runs with the shipped encoders (the other example runs in tests/test_ask_tell.py)."""
+"""examples/embed_cells.py and examples/search_own_training.py run (examples/search_table_ask_tell.py runs in
+tests/test_ask_tell.py)."""
 
 import importlib.util
+import json
 import pathlib
+import sys
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -11,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def _load(name):
   spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
+  sys.modules[name] = module  # dataclasses (Flax modules) look their module up there
   spec.loader.exec_module(module)
   return module
 
@@ -28,3 +33,24 @@ def test_embed_cells_with_the_shipped_encoders(capsys):
     np.asarray(enc.embed(example.NB201_CELLS[:1])), out["nb201"]["embeddings"][:1]
   )
   assert "nb201 (python launch/pretrain.py" in capsys.readouterr().out
+
+
+def test_search_own_training_trains_every_proposed_cell(tmp_path, capsys):
+  """examples/search_own_training.py, shortened: BO and RL through ask/tell, each value a real
+  training run; the trace file; the exhaustive pass gives the same values and the pool's best."""
+  pytest.importorskip("sklearn")
+  example = _load("search_own_training")
+  out_file = tmp_path / "trace.json"
+  args = ["--method", "bo,rl", "--budget", "5", "--pool", "12", "--steps", "20", "--exhaustive"]
+  out = example.main(args + ["--out", str(out_file)])
+  assert json.loads(out_file.read_text())["pool"]["best"] == out["pool"]["best"]
+  values = np.asarray(out["pool"]["values"])
+  assert values.shape == (12,) and ((values >= 0) & (values <= 1)).all() and values.std() > 0
+  for method in ("bo", "rl"):
+    res = out["searches"][method]
+    cells = [r["cell"] for r in res["rows"]]
+    assert len(cells) == 5 and len(set(cells)) == 5  # five distinct cells trained
+    assert res["values_match_pool"]  # a cell's training is deterministic: the same value twice
+    assert res["best"] == max(values[cells]) and 1 <= res["rank_of_best"] <= 12
+  printed = capsys.readouterr().out
+  assert "bo   5/5" in printed and "rank" in printed
