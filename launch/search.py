@@ -14,6 +14,17 @@ test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
 `summary.json` (mean +- std at several budgets, timings, the command) and
 `curves.png` into `--workdir`. All logic lives in `arch2vec_jax.search.experiment`.
 
+Release behaviours (default off; the defaults are the paper's method with a
+correct EI): `--bo_acquisition=release` (the release's float32 EI, variance as
+scale, fixed target `--bo_target`, default 0.95 NB101 / 1.0 NB201),
+`--bo_pybnn_mll` (pybnn's evidence), `--bo_revisit` (BO may query a cell again
+and pays for it again), `--rl_skip_nearest` (REINFORCE never takes the cell
+nearest to its action). `--rl_baseline`: `release` (default: the release's
+constant, 0.4 NB201 / 0.95 NB101, the paper's method), `mean` (the mean of the
+rewards told so far: in the reward's range, e.g. ImageNet16-120, whose 12-epoch
+validation accuracies peak at 38.67% < 0.4 so that the constant makes every
+advantage negative) or a number (a constant).
+
 Several devices: the seeds are sharded over every device JAX sees (`--cpu_devices 2`
 uses both cores of a 2-core CPU); multi-host: the same command in every process with
 `--distributed` (see README, "Multiple devices"); process 0 writes the files.
@@ -24,7 +35,7 @@ import dataclasses
 from absl import app, flags
 
 from arch2vec_jax import cli
-from arch2vec_jax.search import experiment, gd
+from arch2vec_jax.search import dngo, experiment, gd, reinforce, runner
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("space", "nb201", list(experiment.SPACES), "Search space.")
@@ -53,11 +64,45 @@ for _f in dataclasses.fields(gd.GDConfig):
   _GD_FLAGS[_f.name] = _define(f"gd_{_f.name}", None, f"arch2vec-GD (--method gd): GDConfig.{_f.name} "
                                f"(default {_f.default!r}).")
 
+# arch2vec-BO / -RL: the release's behaviours (unset: the default of `runner.default_config`).
+flags.DEFINE_enum("bo_acquisition", None, ["ei", "release"], "arch2vec-BO: 'ei' (log EI over the incumbent, "
+                  "default) or 'release' (the release's float32 EI: variance as scale, fixed --bo_target).")
+flags.DEFINE_float("bo_target", None, "arch2vec-BO: the release acquisition's fixed target (default 0.95 NB101, "
+                   "1.0 NB201).")
+flags.DEFINE_bool("bo_pybnn_mll", None, "arch2vec-BO: pybnn's evidence with the unsquared residual norm (release).")
+flags.DEFINE_bool("bo_revisit", None, "arch2vec-BO: picks over every cell, queried ones included; a repeat is "
+                  "queried and paid again (the release, whose visited check never fires). Default off.")
+flags.DEFINE_bool("rl_skip_nearest", None, "arch2vec-RL: never take the cell nearest to the action (the release's "
+                  "NB201 script). Default off.")
+flags.DEFINE_string("rl_baseline", None, "arch2vec-RL's reward baseline: 'release' (default: the release's constant, "
+                    "0.4 NB201, 0.95 NB101), 'mean' (the mean of the rewards told so far) or a number.")
+
+
+def bo_config(space: str) -> dngo.BOConfig:
+  """The BO config of the --bo_* flags (over `runner.default_config('bo', space)`)."""
+  changes = {"acquisition": FLAGS.bo_acquisition, "target": FLAGS.bo_target, "pybnn_mll": FLAGS.bo_pybnn_mll,
+             "revisit": FLAGS.bo_revisit}
+  return dataclasses.replace(runner.default_config("bo", space), **{k: v for k, v in changes.items() if v is not None})
+
+
+def rl_config(space: str) -> reinforce.ReinforceConfig:
+  """The RL config of the --rl_* flags (over `runner.default_config('rl', space)`)."""
+  config = runner.default_config("rl", space)
+  if FLAGS.rl_skip_nearest is not None:
+    config = dataclasses.replace(config, skip_nearest=FLAGS.rl_skip_nearest)
+  value = FLAGS.rl_baseline
+  if value is None or value == "release":
+    return config
+  if value == "mean":
+    return dataclasses.replace(config, baseline_mode="mean")
+  try:
+    return dataclasses.replace(config, baseline=float(value))
+  except ValueError:
+    raise ValueError(f"--rl_baseline must be 'release', 'mean' or a number, got {value!r}") from None
+
 
 def gd_config(space: str) -> gd.GDConfig:
   """The GD config of the --gd_* flags (over `runner.default_config('gd', space)`)."""
-  from arch2vec_jax.search import runner  # pylint: disable=import-outside-toplevel
-
   changes = {name: flag.value for name, flag in _GD_FLAGS.items() if flag.value is not None}
   return dataclasses.replace(runner.default_config("gd", space), **changes)
 
@@ -79,12 +124,19 @@ def main(argv):
     problem = experiment.load_problem(FLAGS.space, FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods,
                                       FLAGS.cost_per_query, FLAGS.reward)
     budget = experiment.make_budget(problem, FLAGS.budget, FLAGS.time_budget)
-    configs = {"gd": gd_config(FLAGS.space)} if "gd" in methods else None
+    configs = {}
+    for m, make in (("gd", gd_config), ("bo", bo_config), ("rl", rl_config)):
+      if m in methods:
+        configs[m] = make(FLAGS.space)
+    rl = configs.get("rl")
+    if rl is not None and rl.baseline_mode == "constant" and rl.baseline >= float(problem.env.reward.max()):
+      print(f"warning: the RL baseline {rl.baseline:g} is at or above every reward of this table (best "
+            f"{float(problem.env.reward.max()):.4f}): every advantage is negative; --rl_baseline=mean is in range")
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
   try:
     experiment.run_experiment(problem, methods, FLAGS.seeds, budget, FLAGS.workdir, seed=FLAGS.seed, command=command,
-                              merge=FLAGS.merge, configs=configs)
+                              merge=FLAGS.merge, configs=configs or None)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
 

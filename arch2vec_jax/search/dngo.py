@@ -17,10 +17,17 @@ normalize_output=False)`), after Snoek et al. (ICML 2015):
 - `surrogate='blr'`: the same loop with BLR directly on the standardised
   embeddings plus a constant feature (no network).
 
-Release deviations behind flags: `acquisition='release'` (EI with the
-variance in place of the standard deviation and a fixed `target`, 0.95 NB101,
-1.0 NB201, instead of the incumbent); `pybnn_mll` (pybnn's evidence with the
-residual norm unsquared). Speed options (not the paper's method):
+Release deviations behind flags (`launch/search.py --bo_acquisition=release
+--bo_pybnn_mll --bo_revisit`): `acquisition='release'` (EI with the variance
+in place of the standard deviation and a fixed `target`, 0.95 NB101, 1.0
+NB201, instead of the incumbent, computed as the release computes it: plain
+float32 EI, `release_expected_improvement`, which is exactly 0 for most cells
+once the variances are small; ties go to the lowest cell index); `pybnn_mll`
+(pybnn's evidence with the residual norm unsquared); `revisit` (the release's
+visited check never fires, its keys are tensors hashed by identity: every
+pick is taken over all cells, queried ones included, and a cell picked again
+is queried and paid again, its value entering the data a second time; the
+random initial design stays distinct). Speed options (not the paper's method):
 `batch_size=0` trains full-batch (100 steps per fit); `warm_start` keeps the
 network between iterations.
 
@@ -81,6 +88,7 @@ __all__ = [
   "make_bo",
   "mlp_apply",
   "mlp_features",
+  "release_expected_improvement",
 ]
 
 
@@ -98,9 +106,13 @@ class BOConfig:
     learning_rate: Adam learning rate.
     normalize_input: standardise inputs by the queried cells' mean / std.
     normalize_output: standardise targets (pybnn default True; the release False).
-    acquisition: 'ei' (over the incumbent) or 'release' (see module doc).
+    acquisition: 'ei' (log EI over the incumbent) or 'release' (the release's
+      float32 EI with the variance as scale and the fixed `target`; module doc).
     target: the release acquisition's fixed target.
     pybnn_mll: optimise pybnn's (unsquared-norm) evidence.
+    revisit: release behaviour: picks over every cell, queried ones included;
+      a repeated cell is queried, paid and added to the data again (module
+      doc). Off: a cell is never proposed twice (the ask/tell convention).
     hyper_levels: zoom levels of the hyperparameter grid search.
     warm_start: keep the network parameters between iterations.
     predict_chunk: cells per chunk of the acquisition sweep.
@@ -127,6 +139,7 @@ class BOConfig:
   acquisition: str = "ei"
   target: float = 1.0
   pybnn_mll: bool = False
+  revisit: bool = False
   hyper_levels: int = 3
   warm_start: bool = False
   predict_chunk: int = 512
@@ -269,11 +282,38 @@ class Surrogate(NamedTuple):
     return jnp.tanh(z)
 
 
+def release_expected_improvement(mean: jax.Array, var: jax.Array, target: float) -> jax.Array:
+  """The release's acquisition, as it computes it: float32 EI with the variance as scale, [M].
+
+  u = (mean - target) / var, EI = var * (pdf(u) + u * cdf(u)) with torch's
+  `Normal(0, 1)`: cdf(u) = 0.5 (1 + erf(u / sqrt 2)), pdf(u) = exp(-u^2 / 2 -
+  log sqrt(2 pi)). Plain float32, no log: for u below about -13 (a variance
+  that is small against mean - target) it is exactly 0.
+
+  Args:
+    mean: float32 [M], predictive means; var: float32 [M] > 0, predictive
+      variances (pybnn's `predict`'s second output); target: the fixed target.
+
+  Returns:
+    float32 [M], EI (>= 0 up to the formula's float32 cancellation).
+  """
+  mean, var = jnp.asarray(mean, jnp.float32), jnp.asarray(var, jnp.float32)
+  u = (mean - jnp.float32(target)) / var
+  cdf = 0.5 * (1.0 + jax.lax.erf(u / jnp.float32(math.sqrt(2.0))))
+  pdf = jnp.exp(-(u * u) / 2.0 - jnp.float32(math.log(math.sqrt(2.0 * math.pi))))
+  return var * (pdf + u * cdf)
+
+
 def acquisition_scores(mean: jax.Array, var: jax.Array, best: jax.Array, acquisition: str, target: float) -> jax.Array:
-  """log EI (model units) from predictive mean / variance: [M]; increasing in `var`."""
+  """Acquisition values (model units) from predictive mean / variance: [M]; increasing in `var`.
+
+  'ei': log EI over the incumbent `best` (scale: the standard deviation);
+  'release': `release_expected_improvement` (plain float32 EI, scale: the
+  variance, fixed `target`; `best` unused).
+  """
   if acquisition == "ei":
     return blr.log_expected_improvement(mean, jnp.sqrt(var), best)
-  return blr.log_expected_improvement(mean, var, jnp.float32(target))
+  return release_expected_improvement(mean, var, target)
 
 
 def _scores(sur: Surrogate, mean: jax.Array, var: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
@@ -282,7 +322,7 @@ def _scores(sur: Surrogate, mean: jax.Array, var: jax.Array, best: jax.Array, co
 
 
 def exact_scores(sur: Surrogate, e: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
-  """log EI of cells with embeddings e [M, D]: [M]."""
+  """Acquisition values (`acquisition_scores`) of cells with embeddings e [M, D]: [M]."""
   return _scores(sur, *blr.predict(sur.post, sur.features(e, config.surrogate == "blr")), best, config)
 
 
@@ -295,7 +335,7 @@ def bound_scores(sur: Surrogate, e: jax.Array, best: jax.Array, config: BOConfig
 
 def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax.Array, k: int, config: BOConfig,
             chunk_embeddings: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The k unvisited cells of largest EI (exact; pruned sweep, module doc).
+  """The k unvisited cells of largest acquisition value (exact; pruned sweep, module doc).
 
   Args:
     sur: the fitted surrogate.
@@ -308,7 +348,8 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
       (precomputed once by `make_bo`).
 
   Returns:
-    (cells int32 [k], their log EI [k] (-inf: no unvisited cell left),
+    (cells int32 [k], their acquisition values [k] (log EI, or the release's
+    EI; -inf: no unvisited cell left),
     pruned bool []: whether the pruned sweep was exact without the full pass).
   """
   n, dim = embeddings.shape
@@ -339,7 +380,9 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
   cand = jnp.sort(cand)  # ascending index: ties go to the lowest index
   s_cand = jnp.where(visited[cand], -jnp.inf, exact(sur, embeddings[cand]))
   top_s, pos = jax.lax.top_k(s_cand, k)
-  ok = top_s[k - 1] >= tau
+  # The release's EI ties at exactly 0 for most cells: a tie with a bound outside the candidates
+  # (a lower-index cell of equal value could be there) takes the full pass, so ties go to the lowest index.
+  ok = top_s[k - 1] > tau if config.acquisition == "release" else top_s[k - 1] >= tau
 
   def full(carry):
     # The barrier makes the pass depend on the carry, so that XLA cannot hoist
@@ -504,7 +547,10 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
   is visited but not data) and `acquire` picks the next `top_k`. `batch_size`
   cells per `ask` are proposed this way one after another (so k = top_k asks
   exactly one fit's picks). With `batch_size` 1 over a table this is the paper's
-  loop (`make_bo`).
+  loop (`make_bo`). With `config.revisit` (the release) a pick may be a cell
+  proposed before: the ask/tell convention that proposals never repeat is
+  dropped for the picks (not for the initial design), and `table_search`
+  queries and charges the cell again.
 
   Args:
     config: BO settings.
@@ -556,14 +602,15 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
     chunks = jnp.pad(embeddings, ((0, -(-n // chunk) * chunk - n), (0, 0))).reshape(-1, chunk, dim)
     in_budget = ask_tell.within_budget(state, budget)
     learner = state._replace(problem=None)
+    unavailable = ~state.problem.available  # the only cells the release's acquisition excludes
 
     def slot(st: BOState, _):
       in_init = st.num_asked < n0
       due = ~in_init & (st.next_pick >= k)
       visited = st.progress.visited
       cells, scores, net, stats = think(ask_tell.step_key(st.fit_key, st.num_fits), st.x, st.y,
-                                        st.progress.num_told, st.net, visited, st.progress.best_value,
-                                        due & in_budget, embeddings, chunks)
+                                        st.progress.num_told, st.net, unavailable if config.revisit else visited,
+                                        st.progress.best_value, due & in_budget, embeddings, chunks)
       st = st._replace(net=net, picks=jnp.where(due, cells, st.picks),
                        picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
                        next_pick=jnp.where(due, 0, st.next_pick), num_fits=st.num_fits + due.astype(jnp.int32),
@@ -571,7 +618,14 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
       pos = jnp.minimum(st.next_pick, k - 1)
       picked = jnp.where(st.picks_ok[pos] & in_budget, st.picks[pos], -1)
       random = env_lib.random_unvisited(ask_tell.step_key(st.init_key, st.num_asked), visited)
-      visited, cell = ask_tell.propose(visited, jnp.where(in_init, jnp.where(in_budget, random, -1), picked))
+      proposal = jnp.where(in_init, jnp.where(in_budget, random, -1), picked)
+      if config.revisit:  # a pick is proposed also when it was proposed before (the initial design stays distinct)
+        fresh_visited, fresh = ask_tell.propose(visited, proposal)
+        cell = jnp.where(in_init, fresh, proposal)
+        safe = jnp.maximum(cell, 0)
+        visited = fresh_visited.at[safe].set(fresh_visited[safe] | (cell >= 0))
+      else:
+        visited, cell = ask_tell.propose(visited, proposal)
       st = st._replace(progress=st.progress._replace(visited=visited), num_asked=st.num_asked + 1,
                        next_pick=st.next_pick + (~in_init).astype(jnp.int32))
       return st, cell

@@ -236,7 +236,9 @@ def query(env: SearchEnv, state: EnvState, cell: jax.Array, active: jax.Array) -
   Args:
     env: the environment.
     state: the current state.
-    cell: int32 [], the cell (must be unvisited when active).
+    cell: int32 [], the cell. A visited cell is queried again when active
+      (BO's `revisit`, the release's behaviour): its cost is added again and
+      it counts as another query.
     active: bool [], whether the query happens (budget and method masks).
 
   Returns:
