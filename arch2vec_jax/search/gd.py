@@ -80,6 +80,14 @@ MAPPINGS = ("nearest", "decoder")
 class GDConfig:
   """arch2vec-GD settings (defaults: the NB201 CIFAR-10 sweep, results/search/shipped/gd_sweep).
 
+  The sweep (100 seeds x 100 queries each, one knob at a time around a first guess with
+  step_size 0.1) chose step_size 0.5 (0.1: 93.92, 0.3: 94.29, 0.5: 94.32, 1.0: 94.32 +- 0.02
+  test accuracy at 100 queries, 0.5 ahead at 50 and 75) and kept EI over UCB / the mean
+  (94.29 vs 94.25 / 94.23 at step 0.3), 8 starts with 4 incumbents (16 / 8: 94.01; 0
+  incumbents: 93.93), one cell per round (top_k 2: 93.90), no radius (radius 1: 93.49), one
+  DNGO fit (BLR on the embeddings 94.04, 3 fits of 30 epochs 93.86; 10 epochs 94.04 beat 100
+  at step 0.1) and mapping (a): the decoder's cell was never a new one.
+
   Attributes:
     surrogate: 'dngo' (network basis + BLR) or 'blr' (BLR on the embeddings).
     ensemble: number of DNGO fits (different initialisations) whose predictives
@@ -122,7 +130,7 @@ class GDConfig:
   num_starts: int = 8
   num_incumbents: int = 4
   num_steps: int = 20
-  step_size: float = 0.1
+  step_size: float = 0.5
   radius: float = 0.0
   start_noise: float = 0.0
   mapping: str = "nearest"
