@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from arch2vec_jax import fileio, pretrained
+from arch2vec_jax import fileio, machine, pretrained
 from arch2vec_jax.search import ask_tell, runner
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.spaces import nb201
@@ -123,11 +123,22 @@ def search(method, candidates, pool, evaluate, budget, batch_size, seed, log):
       t = time.perf_counter()
       values[j] = evaluate(pool[cell])
       best = max(values[j], rows[-1]["best"] if rows else -np.inf)
-      rows.append({"method": method, "query": len(rows) + 1, "cell": cell, "arch": pool[cell],
-                   "value": float(values[j]), "best": float(best), "train_s": time.perf_counter() - t,
-                   "wall_s": time.perf_counter() - start})
-      log(f"{method} {len(rows):3d}/{budget}: valid acc {values[j]:.4f}, best {best:.4f} "
-          f"({rows[-1]['train_s']:.1f} s)")
+      rows.append(
+        {
+          "method": method,
+          "query": len(rows) + 1,
+          "cell": cell,
+          "arch": pool[cell],
+          "value": float(values[j]),
+          "best": float(best),
+          "train_s": time.perf_counter() - t,
+          "wall_s": time.perf_counter() - start,
+        }
+      )
+      log(
+        f"{method} {len(rows):3d}/{budget}: valid acc {values[j]:.4f}, best {best:.4f} "
+        f"({rows[-1]['train_s']:.1f} s)"
+      )
     state = s.tell(state, cells, values)
     if (np.asarray(cells) < 0).all():
       break
@@ -139,8 +150,12 @@ def main(argv=None) -> dict:
   p.add_argument("--method", default="bo,rl", help="comma list of bo, rl, rs, re, gd")
   p.add_argument("--budget", type=int, default=30, help="cells trained per search")
   p.add_argument("--pool", type=int, default=200, help="random NB201 cells to search over")
-  p.add_argument("--batch_size", type=int, default=1, help="cells per ask (trained one after another here)")
-  p.add_argument("--steps", type=int, default=150, help="Adam steps (batches of 32) per training run")
+  p.add_argument(
+    "--batch_size", type=int, default=1, help="cells per ask (trained one after another here)"
+  )
+  p.add_argument(
+    "--steps", type=int, default=150, help="Adam steps (batches of 32) per training run"
+  )
   p.add_argument("--channels", type=int, default=4)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--encoder", default="nb201", help="a shipped name or a pre-training --workdir")
@@ -152,29 +167,44 @@ def main(argv=None) -> dict:
   encoder = pretrained.load(args.encoder)
   candidates = ask_tell.make_candidates(np.asarray(encoder.embed(pool)))
   evaluate = make_objective(args.steps, args.channels)
-  out = {"args": vars(args), "searches": {}}
+  command = " ".join(
+    ["python", "examples/search_own_training.py", *(sys.argv[1:] if argv is None else argv)]
+  )
+  out = {"command": command, "machine": machine.machine_info(), "args": vars(args), "searches": {}}
 
   def save():
     if args.out:
       fileio.atomic_write_json(args.out, out, indent=1)
 
   for method in args.method.split(","):
-    rows = search(method, candidates, pool, evaluate, args.budget, args.batch_size, args.seed, print)
+    rows = search(
+      method, candidates, pool, evaluate, args.budget, args.batch_size, args.seed, print
+    )
     out["searches"][method] = {"rows": rows, "best": rows[-1]["best"], "wall_s": rows[-1]["wall_s"]}
     save()
-    print(f"{method}: {len(rows)} cells trained in {rows[-1]['wall_s']:.1f} s, best valid acc {rows[-1]['best']:.4f}")
+    print(
+      f"{method}: {len(rows)} cells trained in {rows[-1]['wall_s']:.1f} s, best valid acc {rows[-1]['best']:.4f}"
+    )
   if args.exhaustive:
     start = time.perf_counter()
     values = np.array([evaluate(a) for a in pool])
-    out["pool"] = {"values": values.tolist(), "best": float(values.max()), "wall_s": time.perf_counter() - start}
+    out["pool"] = {
+      "values": values.tolist(),
+      "best": float(values.max()),
+      "wall_s": time.perf_counter() - start,
+    }
     for method, res in out["searches"].items():
       res["rank_of_best"] = int(np.sum(values > res["best"])) + 1  # 1 = the pool's best
-      res["values_match_pool"] = all(values[r["cell"]] == np.float32(r["value"]) for r in res["rows"])
-      print(f"{method}: best {res['best']:.4f}, rank {res['rank_of_best']} of {len(pool)} "
-            f"(pool best {values.max():.4f}, median {np.median(values):.4f})")
+      res["values_match_pool"] = all(
+        values[r["cell"]] == np.float32(r["value"]) for r in res["rows"]
+      )
+      print(
+        f"{method}: best {res['best']:.4f}, rank {res['rank_of_best']} of {len(pool)} "
+        f"(pool best {values.max():.4f}, median {np.median(values):.4f})"
+      )
     save()
   return out
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main()
