@@ -43,7 +43,9 @@ flags.DEFINE_string("benchmark", None, "A table .npz (launch/prepare_data.py), a
                     "../shared/data CSV.", required=True)
 flags.DEFINE_string("dataset", None, "NB201: cifar10 | cifar100 | imagenet16 (default cifar10); NB101: unset.")
 flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of rl (arch2vec-RL), bo (arch2vec-BO), rs (random "
-                    "search), re (regularized evolution), gd (arch2vec-GD, gradient ascent in the latent space).")
+                    "search), re (regularized evolution), gd (arch2vec-GD, gradient ascent in the latent space), "
+                    "sbo / srl (supervised-BO / -RL: a GIN trained on the queried cells during the search; "
+                    "no embeddings needed).")
 flags.DEFINE_integer("seeds", 500, "Seeds per method (one vmapped call).")
 flags.DEFINE_integer("budget", None, "Queries per search (default 100; with --time_budget: the trace length, "
                      "default the most queries the time budget can buy).")

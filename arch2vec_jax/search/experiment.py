@@ -578,7 +578,12 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
       if problem.space != "nb201":
         raise ValueError("gd mapping='decoder' is implemented for nb201 tables only")
       decoder = gd.nb201_decoder(pretrained.load(config.decoder), problem.table.ids)
-    run = runner.make_search(m, config, problem.env, budget, problem.neighbours, decoder=decoder)
+    graphs = None
+    if m in ("sbo", "srl"):  # the supervised searches train their own encoder on the cells' graphs
+      from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
+
+      graphs = supervised.graph_candidates(problem.table.adjacency, problem.table.ops, np.asarray(problem.env.available))
+    run = runner.make_search(m, config, problem.env, budget, problem.neighbours, decoder=decoder, graphs=graphs)
     log(f"[{m}] {num_seeds} seeds x {budget.max_queries} query slots"
         + (f" (time budget {budget.max_cost:g} s)" if budget.is_time else "") + ": compiling ...")
     trace, times = timed_run_seeds(run, keys)

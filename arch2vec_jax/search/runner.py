@@ -44,7 +44,7 @@ __all__ = [
   "match_embeddings",
 ]
 
-METHODS = ("rl", "bo", "rs", "re", "gd")
+METHODS = ("rl", "bo", "rs", "re", "gd", "sbo", "srl")
 
 
 def default_config(method: str, space: str) -> Any:
@@ -60,13 +60,22 @@ def default_config(method: str, space: str) -> Any:
     return baselines.RE_DEFAULTS[space]
   if method == "rs":
     return None
+  if method == "sbo":  # supervised-BO: BO's top-k
+    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
+
+    return supervised.SupervisedBOConfig(top_k=5 if nb101 else 1)
+  if method == "srl":  # supervised-RL: RL's baseline
+    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
+
+    return supervised.SupervisedRLConfig(policy=reinforce.ReinforceConfig(baseline=0.95 if nb101 else 0.4))
   if method == "gd":  # NB101: BO's 5 cells per round (the runs there are ~400 queries), else the NB201 sweep's
     return gd.GDConfig(top_k=5 if nb101 else gd.GDConfig.top_k)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
 def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_lib.Budget,
-                neighbours: np.ndarray | None = None, decoder: Any = None) -> Callable[[jax.Array], env_lib.Trace]:
+                neighbours: np.ndarray | None = None, decoder: Any = None,
+                graphs: Any = None) -> Callable[[jax.Array], env_lib.Trace]:
   """A pure `run(key) -> Trace` (length `budget.max_queries`) for one method.
 
   Args:
@@ -77,6 +86,8 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
     budget: queries and optional time.
     neighbours: int [N, K] mutation table ('re' only; `baselines.neighbour_table`).
     decoder: 'gd' with mapping 'decoder' only: the `gd.TableDecoder` (`gd.nb201_decoder`).
+    graphs: 'sbo' / 'srl' only (the supervised searches, `search.supervised`): the
+      table's cells as `supervised.GraphCandidates` (`supervised.graph_candidates`).
 
   Returns:
     `run(key)`.
@@ -93,6 +104,13 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
     return baselines.make_regularized_evolution(config, env, budget, neighbours)
   if method == "gd":
     return gd.make_gd(config, env, budget, decoder)
+  if method in ("sbo", "srl"):
+    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
+
+    if graphs is None:
+      raise ValueError(f"method {method!r} needs the cells' graphs (supervised.graph_candidates)")
+    make = supervised.make_supervised_bo if method == "sbo" else supervised.make_supervised_rl
+    return make(config, env, budget, graphs)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
