@@ -333,3 +333,45 @@ def test_launcher_runs_with_release_flags(shared_data, tmp_path):
   assert bo["acquisition"] == "release" and bo["pybnn_mll"] and bo["revisit"]
   assert rl["skip_nearest"] and rl["baseline_mode"] == "mean"
   assert "--bo_revisit" in summary["command"]
+
+
+def test_compare_runs_pairs_seeds_and_counts_repeats(shared_data, tmp_path):
+  """launch/compare_runs.py on two tiny experiments: the numbers are the traces' own."""
+  from arch2vec_jax.search import experiment  # pylint: disable=import-outside-toplevel
+
+  spec = importlib.util.spec_from_file_location(
+    "compare_runs", os.path.join(REPO, "launch", "compare_runs.py")
+  )
+  cmp = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(cmp)
+  csv = tmp_path / "nb201.csv"
+  with open(shared_data / "nb201_accuracies.csv") as f:
+    csv.write_text("".join(next(f) for _ in range(81)))
+  prob = experiment.load_problem("nb201", str(csv), "cifar10", None, ("rs",))
+  rng = np.random.default_rng(0)
+  env = prob.env._replace(
+    embeddings=jnp.asarray(rng.normal(size=(prob.env.num_cells, 4)), jnp.float32)
+  )
+  env = env._replace(sq_norms=jnp.sum(env.embeddings**2, axis=1))
+  prob = dataclasses.replace(prob, env=env)
+  budget = experiment.make_budget(prob, 10)
+  base = CONFIGS["bo"][0]
+  release = dataclasses.replace(base, acquisition="release", target=50.0, revisit=True)
+  for name, cfg in (("a", release), ("b", base)):
+    experiment.run_experiment(
+      prob, ("bo",), 3, budget, tmp_path / name, configs={"bo": cfg}, log=lambda _: None
+    )
+  result = cmp.compare(str(tmp_path / "a"), str(tmp_path / "b"), (5, 10))
+  ta, _ = experiment.load_trace(tmp_path / "a" / "traces" / "bo.npz")
+  tb, _ = experiment.load_trace(tmp_path / "b" / "traces" / "bo.npz")
+  va, vb = 100 * np.asarray(ta.best_test)[:, -1], 100 * np.asarray(tb.best_test)[:, -1]
+  at = result["methods"]["bo"]["at"]["10"]
+  np.testing.assert_allclose(at["a"]["mean"], va.mean(), rtol=1e-6)
+  np.testing.assert_allclose(at["a_minus_b"]["mean"], (va - vb).mean(), atol=1e-6)
+  np.testing.assert_allclose(at["b"]["se"], vb.std(ddof=1) / np.sqrt(3), rtol=1e-6)
+  rep = [10 - len(set(c.tolist())) for c in np.asarray(ta.cell)]
+  assert result["methods"]["bo"]["revisits"]["a"]["repeated_queries"]["mean"] == pytest.approx(
+    np.mean(rep)
+  )
+  assert max(rep) > 0 and result["methods"]["bo"]["revisits"]["b"]["repeated_queries"]["mean"] == 0
+  assert "| bo | 10 |" in cmp.markdown(result)

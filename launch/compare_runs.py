@@ -1,0 +1,127 @@
+"""Two experiments of launch/search.py, method by method: e.g. the release's behaviours against the defaults.
+
+  python launch/compare_runs.py --run_a results/search/release_flags/nb201/cifar10 \
+      --run_b results/search/release_flags/nb201/cifar10_default \
+      --compare_out results/search/release_flags/nb201/comparison.json
+
+For every method in both folders (`traces/<method>.npz`; seed i of both uses key
+i of the same root seed, so seeds are paired), at the final query and at 50
+queries: mean, std and standard error over seeds of the reported value (percent),
+and a minus b on the seeds both ran (mean, std, standard error). Also per method
+and folder: queries of a cell that was already queried in that seed (the
+release's revisiting pays for those), distinct cells per seed. Writes the JSON
+and a markdown table beside it (.md).
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import flags
+
+from arch2vec_jax import cli, fileio
+from arch2vec_jax.search import experiment, runner
+
+__all__ = ["compare", "markdown", "stats"]
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+  "run_a", None, "Experiment folder a (e.g. the release's behaviours).", required=True
+)
+flags.DEFINE_string("run_b", None, "Experiment folder b (e.g. the defaults).", required=True)
+flags.DEFINE_string(
+  "compare_out", None, "Output JSON (a .md table is written beside it).", required=True
+)
+flags.DEFINE_list("compare_queries", ["50", "100"], "Query budgets to compare.")
+
+
+def stats(x) -> dict:
+  """{'mean', 'std', 'se', 'n'} of a [S] sample (std with ddof 0 as the summaries; se = std(ddof 1) / sqrt(n))."""
+  x = np.asarray(x, np.float64)
+  n = len(x)
+  return {
+    "mean": float(x.mean()),
+    "std": float(x.std()),
+    "se": float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+    "n": int(n),
+  }
+
+
+def _repeats(trace) -> dict:
+  cells, mask = np.asarray(trace.cell), np.asarray(trace.mask)
+  distinct = np.array([len(set(c[m].tolist())) for c, m in zip(cells, mask)])
+  made = mask.sum(axis=1)
+  rep = made - distinct
+  return {
+    "repeated_queries": stats(rep),
+    "seeds_with_repeats": int((rep > 0).sum()),
+    "distinct_cells": stats(distinct),
+  }
+
+
+def compare(a: str, b: str, queries=(50, 100)) -> dict:
+  """The comparison of folders a and b (module doc)."""
+  summaries = []
+  for d in (a, b):
+    with open(os.path.join(d, "summary.json"), encoding="utf-8") as f:
+      summaries.append(json.load(f))
+  sa, sb = summaries
+  field = sa["field"]
+  if sb["field"] != field or sa["budget"] != sb["budget"] or sa.get("dataset") != sb.get("dataset"):
+    raise ValueError("the two experiments differ in field, budget or dataset")
+  out = {
+    "a": a,
+    "b": b,
+    "field": field,
+    "commands": {"a": sa["command"], "b": sb["command"]},
+    "methods": {},
+  }
+  for m in sorted(set(sa["methods"]) & set(sb["methods"])):
+    ta, _ = experiment.load_trace(os.path.join(a, "traces", f"{m}.npz"))
+    tb, _ = experiment.load_trace(os.path.join(b, "traces", f"{m}.npz"))
+    entry = {
+      "config_a": sa["methods"][m]["config"],
+      "config_b": sb["methods"][m]["config"],
+      "at": {},
+    }
+    n = min(len(ta.cell), len(tb.cell))
+    for q in queries:
+      va = 100.0 * runner.value_at_queries(ta, int(q), field)
+      vb = 100.0 * runner.value_at_queries(tb, int(q), field)
+      entry["at"][str(q)] = {"a": stats(va), "b": stats(vb), "a_minus_b": stats(va[:n] - vb[:n])}
+    entry["revisits"] = {"a": _repeats(ta), "b": _repeats(tb)}
+    out["methods"][m] = entry
+  return out
+
+
+def markdown(result: dict) -> str:
+  """A table: method, budget, a and b as mean +- std (se), a - b as mean +- se."""
+  f = lambda s: f"{s['mean']:.2f} ± {s['std']:.2f} (SE {s['se']:.2f})"
+  lines = [
+    "| method | queries | a | b | a - b (paired) | repeated queries a / b (mean) |",
+    "|---|---|---|---|---|---|",
+  ]
+  for m, e in result["methods"].items():
+    for q, v in e["at"].items():
+      d = v["a_minus_b"]
+      r = e["revisits"]
+      lines.append(
+        f"| {m} | {q} | {f(v['a'])} | {f(v['b'])} | {d['mean']:+.3f} ± {d['se']:.3f} | "
+        f"{r['a']['repeated_queries']['mean']:.2f} / {r['b']['repeated_queries']['mean']:.2f} |"
+      )
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  result = compare(FLAGS.run_a, FLAGS.run_b, [int(q) for q in FLAGS.compare_queries])
+  result["command"] = cli.command_line("launch/compare_runs.py")
+  fileio.atomic_write_json(FLAGS.compare_out, result)
+  md = markdown(result)
+  with open(os.path.splitext(FLAGS.compare_out)[0] + ".md", "w", encoding="utf-8") as f:
+    f.write(md)
+  print(md)
+
+
+if __name__ == "__main__":
+  cli.run(main)
