@@ -177,7 +177,7 @@ def test_eager_ask_tell_equals_compiled(runs):
   env, first, _, _, keys = runs
   reward = np.asarray(env.reward)
   budget = env_lib.Budget(QUERIES)
-  search = ask_tell.jit_search(gd.gd_search(CONFIG, budget, 1))
+  search = ask_tell.jit_search(runner.make_ask_tell("gd", CONFIG, 1, budget))
   for s in range(2):
     state = search.init(keys[s], ask_tell.candidates_from_env(env))
     cells = []
