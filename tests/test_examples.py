@@ -24,9 +24,11 @@ def test_embed_cells_with_the_shipped_encoders(capsys):
   example = _load("embed_cells")
   out = example.main([])
   assert out["nb201"]["embeddings"].shape == (4, 16) and out["nb101"]["embeddings"].shape == (3, 16)
+  assert out["darts"]["embeddings"].shape == (3, 16)
   # The two cells one op apart are each other's nearest (margins far above rounding: 0.31 vs 0.58 and more).
   np.testing.assert_array_equal(out["nb201"]["nearest"][:2], [1, 0])
   np.testing.assert_array_equal(out["nb101"]["nearest"][:2], [1, 0])
+  np.testing.assert_array_equal(out["darts"]["nearest"][:2], [1, 0])
   # The example's embeddings are the encoder's, cell by cell.
   enc = out["nb201"]["encoder"]
   np.testing.assert_array_equal(
