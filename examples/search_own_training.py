@@ -8,7 +8,7 @@ scikit-learn, no download); the value told to the search is its validation
 accuracy. The candidates are `--pool` random NB201 cells embedded by the
 shipped NB201 encoder (`arch2vec_jax.pretrained.load("nb201")`).
 
-  python examples/search_own_training.py --method bo,rl --budget 30 --pool 200 --exhaustive
+  python examples/search_own_training.py --method bo,rl --budget 30 --pool 200 --search_seeds 0,1,2,3,4 --exhaustive
 
 One network definition serves every cell (each edge computes its five ops,
 weighted by the cell's one-hot choice), so training compiles once; a cell's
@@ -157,7 +157,8 @@ def main(argv=None) -> dict:
     "--steps", type=int, default=150, help="Adam steps (batches of 32) per training run"
   )
   p.add_argument("--channels", type=int, default=4)
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=int, default=0, help="the pool's seed")
+  p.add_argument("--search_seeds", default="0", help="comma list: one search per seed and method")
   p.add_argument("--encoder", default="nb201", help="a shipped name or a pre-training --workdir")
   p.add_argument("--exhaustive", action="store_true", help="also train every pool cell once")
   p.add_argument("--out", default=None, help="the trace (JSON), rewritten after every tell")
@@ -176,31 +177,47 @@ def main(argv=None) -> dict:
     if args.out:
       fileio.atomic_write_json(args.out, out, indent=1)
 
+  seeds = [int(x) for x in args.search_seeds.split(",")]
   for method in args.method.split(","):
-    rows = search(
-      method, candidates, pool, evaluate, args.budget, args.batch_size, args.seed, print
-    )
-    out["searches"][method] = {"rows": rows, "best": rows[-1]["best"], "wall_s": rows[-1]["wall_s"]}
+    runs = []
+    for seed in seeds:
+      rows = search(method, candidates, pool, evaluate, args.budget, args.batch_size, seed, print)
+      runs.append(
+        {"seed": seed, "rows": rows, "best": rows[-1]["best"], "wall_s": rows[-1]["wall_s"]}
+      )
+      print(
+        f"{method} seed {seed}: {len(rows)} cells trained in {rows[-1]['wall_s']:.1f} s, "
+        f"best valid acc {rows[-1]['best']:.4f}"
+      )
+    best = np.array([r["best"] for r in runs])
+    out["searches"][method] = {
+      "runs": runs,
+      "best_mean": float(best.mean()),
+      "best_std": float(best.std()),
+    }
     save()
-    print(
-      f"{method}: {len(rows)} cells trained in {rows[-1]['wall_s']:.1f} s, best valid acc {rows[-1]['best']:.4f}"
-    )
   if args.exhaustive:
     start = time.perf_counter()
     values = np.array([evaluate(a) for a in pool])
     out["pool"] = {
       "values": values.tolist(),
       "best": float(values.max()),
+      "median": float(np.median(values)),
       "wall_s": time.perf_counter() - start,
     }
     for method, res in out["searches"].items():
-      res["rank_of_best"] = int(np.sum(values > res["best"])) + 1  # 1 = the pool's best
-      res["values_match_pool"] = all(
-        values[r["cell"]] == np.float32(r["value"]) for r in res["rows"]
-      )
+      for run in res["runs"]:
+        run["rank_of_best"] = int(np.sum(values > run["best"])) + 1  # 1 = the pool's best
+        run["values_match_pool"] = all(
+          values[r["cell"]] == np.float32(r["value"]) for r in run["rows"]
+        )
+      ranks = np.array([run["rank_of_best"] for run in res["runs"]])
+      res.update(rank_mean=float(ranks.mean()), rank_std=float(ranks.std()))
+      res["values_match_pool"] = all(run["values_match_pool"] for run in res["runs"])
       print(
-        f"{method}: best {res['best']:.4f}, rank {res['rank_of_best']} of {len(pool)} "
-        f"(pool best {values.max():.4f}, median {np.median(values):.4f})"
+        f"{method}: best {res['best_mean']:.4f} +- {res['best_std']:.4f}, rank {ranks.mean():.1f} "
+        f"+- {ranks.std():.1f} of {len(pool)} over {len(ranks)} seeds (pool best {values.max():.4f}, "
+        f"median {np.median(values):.4f})"
       )
     save()
   return out

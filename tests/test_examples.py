@@ -44,15 +44,19 @@ def test_search_own_training_trains_every_proposed_cell(tmp_path, capsys):
   example = _load("search_own_training")
   out_file = tmp_path / "trace.json"
   args = ["--method", "bo,rl", "--budget", "5", "--pool", "12", "--steps", "20", "--exhaustive"]
+  args += ["--search_seeds", "0,1"]
   out = example.main(args + ["--out", str(out_file)])
   assert json.loads(out_file.read_text())["pool"]["best"] == out["pool"]["best"]
   values = np.asarray(out["pool"]["values"])
   assert values.shape == (12,) and ((values >= 0) & (values <= 1)).all() and values.std() > 0
   for method in ("bo", "rl"):
     res = out["searches"][method]
-    cells = [r["cell"] for r in res["rows"]]
-    assert len(cells) == 5 and len(set(cells)) == 5  # five distinct cells trained
-    assert res["values_match_pool"]  # a cell's training is deterministic: the same value twice
-    assert res["best"] == max(values[cells]) and 1 <= res["rank_of_best"] <= 12
+    assert [run["seed"] for run in res["runs"]] == [0, 1]
+    for run in res["runs"]:
+      cells = [r["cell"] for r in run["rows"]]
+      assert len(cells) == 5 and len(set(cells)) == 5  # five distinct cells trained
+      assert run["values_match_pool"]  # a cell's training is deterministic: the same value twice
+      assert run["best"] == max(values[cells]) and 1 <= run["rank_of_best"] <= 12
+    assert res["best_mean"] == np.mean([run["best"] for run in res["runs"]])
   printed = capsys.readouterr().out
-  assert "bo   5/5" in printed and "rank" in printed
+  assert "bo   5/5" in printed and "over 2 seeds" in printed
