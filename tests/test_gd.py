@@ -313,3 +313,21 @@ def test_bucketed_long_budget_runs(table):
   )
   for s in range(2):
     assert trace.mask[s].all() and len(set(np.asarray(trace.cell[s]).tolist())) == 40
+
+
+def test_time_budget_stops_the_search_and_its_fits(table):
+  """A time budget: the queries stop where the cost crosses it, and no fit runs past it."""
+  budget = env_lib.Budget(30, max_cost=100.0)
+  keys = jax.random.split(jax.random.PRNGKey(2), 2)
+  trace, stats = runner.run_seeds(gd.run_with_stats(CONFIG, table, budget), keys)
+  cost = np.asarray(table.cost)
+  for s in range(2):
+    mask = np.asarray(trace.mask[s])
+    made = int(mask.sum())
+    assert 0 < made < 30 and mask[:made].all() and not mask[made:].any()
+    cells = np.asarray(trace.cell[s])[:made]
+    assert len(set(cells.tolist())) == made
+    assert np.sum(cost[cells[:-1]]) < 100.0 <= np.sum(cost[cells]) + 1e-3
+    assert (
+      int(stats.mapped[s]) == made - CONFIG.num_init
+    )  # one fit per query after the initial design
