@@ -109,6 +109,18 @@ def make_objective(steps: int, channels: int, batch: int = 32, lr: float = 3e-3)
   return evaluate
 
 
+def expected_best_of_random(values: np.ndarray, k: int) -> float:
+  """E[max of k cells drawn without replacement from `values`]: random search's expected best."""
+  v, n = np.sort(np.asarray(values, np.float64)), len(values)
+  k = min(k, n)
+  # P(the max is the j-th smallest) = C(j-1, k-1) / C(n, k), j = k..n, as a running product.
+  p = np.zeros(n)
+  p[k - 1] = np.exp(sum(np.log(np.arange(1, k + 1))) - sum(np.log(np.arange(n - k + 1, n + 1))))
+  for j in range(k, n):
+    p[j] = p[j - 1] * j / (j - k + 1)
+  return float(np.dot(p, v))
+
+
 def search(method, candidates, pool, evaluate, budget, batch_size, seed, log):
   """One ask/tell search, evaluation = training: its trace rows (dicts)."""
   config = runner.default_config(method, "nb201")
@@ -204,6 +216,7 @@ def main(argv=None) -> dict:
       "best": float(values.max()),
       "median": float(np.median(values)),
       "wall_s": time.perf_counter() - start,
+      "random_search_best_expected": expected_best_of_random(values, args.budget),
     }
     for method, res in out["searches"].items():
       for run in res["runs"]:
@@ -219,6 +232,9 @@ def main(argv=None) -> dict:
         f"+- {ranks.std():.1f} of {len(pool)} over {len(ranks)} seeds (pool best {values.max():.4f}, "
         f"median {np.median(values):.4f})"
       )
+    print(
+      f"random search's expected best of {args.budget}: {out['pool']['random_search_best_expected']:.4f}"
+    )
     save()
   return out
 

@@ -60,3 +60,13 @@ def test_search_own_training_trains_every_proposed_cell(tmp_path, capsys):
     assert res["best_mean"] == np.mean([run["best"] for run in res["runs"]])
   printed = capsys.readouterr().out
   assert "bo   5/5" in printed and "over 2 seeds" in printed
+
+
+def test_expected_best_of_random_equals_brute_force():
+  import itertools  # pylint: disable=import-outside-toplevel
+
+  example = _load("search_own_training")
+  v = np.random.default_rng(0).uniform(size=9)
+  for k in (1, 3, 9):
+    ref = np.mean([max(c) for c in itertools.combinations(v, k)])
+    np.testing.assert_allclose(example.expected_best_of_random(v, k), ref, rtol=1e-12)
