@@ -85,17 +85,24 @@ def test_epoch_is_traced_once_and_loss_decreases():
 
 
 def test_partial_last_batch_sees_every_cell_once():
-  """With 20 cells and batch 8 the epoch has 3 steps; the latent sums count 20 cells."""
-  _, model, tx, state = _setup(batch_size=8)
+  """With 20 cells and batch 8 the epoch has 3 steps, and the latent sums are over the 20 cells
+  exactly (eval mode and a zero learning rate: every step sees the same parameters)."""
+  _, model, _, state = _setup(batch_size=8)
+  tx = optax.sgd(0.0)
+  state = state._replace(opt_state=tx.init(state.params))
   adj, ops = _cells(20)
-  data = train.Dataset(*jax.device_put((adj, ops, model_lib.count_nodes(ops).astype(np.int32))))
-  epoch_fn = jax.jit(train.make_train_epoch(model, tx, batch_size=8, num_train=20))
+  n_node = model_lib.count_nodes(ops).astype(np.int32)
+  data = train.Dataset(*jax.device_put((adj, ops, n_node)))
+  epoch_fn = jax.jit(train.make_train_epoch(model, tx, batch_size=8, num_train=20, train=False))
   _, stats = epoch_fn(state, data, jnp.int32(0))
   assert stats["loss"].shape == (3,)
-  # Eval-mode mus of the same parameters are not needed: check the count via a
-  # constant feature -- the sum of squares is positive and the mean finite.
-  mean, std = __import__("arch2vec_jax.metrics", fromlist=["x"]).latent_stats(stats["mu_sum"], stats["mu_sq_sum"], 20)
-  assert mean.shape == (8, 8) and np.isfinite(mean).all() and (std > 0).all()
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  mu = np.asarray(model.apply(variables, model_lib.cells_to_graphs(adj, ops, n_node), train=False)["mu"])
+  got = np.asarray(stats["mu_sum"]).sum(0)  # [n, latent]
+  np.testing.assert_allclose(got, mu.sum(0), rtol=1e-4, atol=1e-4)
+  # One padding slot counted as a cell would add a whole cell's mu: far outside that tolerance.
+  assert np.abs(mu).sum(axis=(1, 2)).min() > 1e-1
+  np.testing.assert_allclose(np.asarray(stats["mu_sq_sum"]).sum(0), (mu * mu).sum(0), rtol=1e-4, atol=1e-4)
 
 
 def test_shuffle_once_repeats_the_order_of_epoch_0():
