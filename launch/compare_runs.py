@@ -17,7 +17,7 @@ import json
 import os
 
 import numpy as np
-from absl import flags
+from absl import app, flags
 
 from arch2vec_jax import cli, fileio
 from arch2vec_jax.search import experiment, runner
@@ -25,13 +25,11 @@ from arch2vec_jax.search import experiment, runner
 __all__ = ["compare", "markdown", "stats"]
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-  "run_a", None, "Experiment folder a (e.g. the release's behaviours).", required=True
-)
-flags.DEFINE_string("run_b", None, "Experiment folder b (e.g. the defaults).", required=True)
-flags.DEFINE_string(
-  "compare_out", None, "Output JSON (a .md table is written beside it).", required=True
-)
+# Not `required=True`: the tests import this module, and a required flag would then be
+# required of every other launcher parsed in the same process.
+flags.DEFINE_string("run_a", None, "Experiment folder a (e.g. the release's behaviours); needed.")
+flags.DEFINE_string("run_b", None, "Experiment folder b (e.g. the defaults); needed.")
+flags.DEFINE_string("compare_out", None, "Output JSON (a .md table is written beside it); needed.")
 flags.DEFINE_list("compare_queries", ["50", "100"], "Query budgets to compare.")
 
 
@@ -114,6 +112,9 @@ def markdown(result: dict) -> str:
 
 def main(argv):
   del argv
+  missing = [f"--{n}" for n in ("run_a", "run_b", "compare_out") if not FLAGS[n].value]
+  if missing:
+    raise app.UsageError(f"{', '.join(missing)} must be given")
   result = compare(FLAGS.run_a, FLAGS.run_b, [int(q) for q in FLAGS.compare_queries])
   result["command"] = cli.command_line("launch/compare_runs.py")
   fileio.atomic_write_json(FLAGS.compare_out, result)
