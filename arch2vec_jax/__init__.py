@@ -30,7 +30,19 @@ if os.environ.get("ARCH2VEC_XLA_DEFAULTS", "1") != "0":
 
 # Names resolved on first use (PEP 562), so that `import arch2vec_jax.spaces.nb101`
 # (e.g. in the hashing worker processes) does not import JAX and Flax.
-_SUBMODULES = ("analysis", "checkpoint", "embed", "fileio", "machine", "metrics", "model", "parallel", "pretrained", "train", "search")
+_SUBMODULES = (
+  "analysis",
+  "checkpoint",
+  "embed",
+  "fileio",
+  "machine",
+  "metrics",
+  "model",
+  "parallel",
+  "pretrained",
+  "train",
+  "search",
+)
 _SPACES = ("darts", "nb101", "nb201")
 _ATTRIBUTES = {
   "BenchmarkTable": "arch2vec_jax.benchmarks.table",

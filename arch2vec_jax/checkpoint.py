@@ -92,8 +92,9 @@ def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
   return sorted(found)
 
 
-def latest_checkpoint(directory: str | os.PathLike, verify: bool = False,
-                      warn: Callable[[str], None] | None = None) -> str | None:
+def latest_checkpoint(
+  directory: str | os.PathLike, verify: bool = False, warn: Callable[[str], None] | None = None
+) -> str | None:
   """Path of the newest checkpoint in `directory`, or None (none there).
 
   Removes temporary files left by interrupted writes first.
@@ -164,7 +165,11 @@ def save_checkpoint(
   remove_temporaries(directory)
   data = flax.serialization.msgpack_serialize(payload)
   fileio.atomic_write_bytes(path, data + _TRAILER_MAGIC + hashlib.sha256(data).digest())
-  ours = [p for _, p in list_checkpoints(directory) if run_id is None or p == path or checkpoint_run(p) == run_id]
+  ours = [
+    p
+    for _, p in list_checkpoints(directory)
+    if run_id is None or p == path or checkpoint_run(p) == run_id
+  ]
   for old in ours[:-keep]:
     os.remove(old)
   return path
@@ -185,8 +190,10 @@ def _checked_bytes(path: str) -> bytes:
   if len(data) >= _TRAILER and data[-_TRAILER:-32] == _TRAILER_MAGIC:
     body, digest = data[:-_TRAILER], data[-32:]
     if hashlib.sha256(body).digest() != digest:
-      raise CheckpointError(f"{path}: damaged checkpoint: SHA-256 checksum mismatch "
-                            f"({len(data)} bytes; bit flips or a partial overwrite)")
+      raise CheckpointError(
+        f"{path}: damaged checkpoint: SHA-256 checksum mismatch "
+        f"({len(data)} bytes; bit flips or a partial overwrite)"
+      )
     return body
   return data  # written before checksums existed (or its trailer is damaged: msgpack then fails)
 
@@ -199,8 +206,10 @@ def _decode(path: str, data: bytes) -> dict[str, Any]:
     payload["extra"] = json.loads(payload["extra"])
     int(payload["epoch"])
   except Exception as e:  # noqa: BLE001  msgpack's ExtraData / OutOfData / FormatError, ValueError, TypeError ...
-    raise CheckpointError(f"{path}: damaged checkpoint: cannot be decoded ({len(data)} bytes; "
-                          f"truncated or corrupt: {type(e).__name__}: {e})") from None
+    raise CheckpointError(
+      f"{path}: damaged checkpoint: cannot be decoded ({len(data)} bytes; "
+      f"truncated or corrupt: {type(e).__name__}: {e})"
+    ) from None
   return payload
 
 
@@ -246,7 +255,9 @@ def restore_checkpoint(path: str | os.PathLike, target: Any) -> tuple[Any, int, 
   try:
     state = flax.serialization.from_state_dict(target, payload["state"])
   except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"{os.fspath(path)}: checkpoint does not match the model/optimizer structure: {e}") from e
+    raise ValueError(
+      f"{os.fspath(path)}: checkpoint does not match the model/optimizer structure: {e}"
+    ) from e
   # Keep dtypes of the target (msgpack keeps them; this guards scalars).
   state = jax.tree.map(lambda t, x: np.asarray(x, dtype=np.asarray(t).dtype), target, state)
   return state, int(payload["epoch"]), payload["extra"]

@@ -11,10 +11,24 @@ from absl import app, flags
 
 from arch2vec_jax.machine import machine_info
 
-__all__ = ["USER_ERRORS", "command_line", "define_device_flags", "machine_info", "run", "setup_devices"]
+__all__ = [
+  "USER_ERRORS",
+  "command_line",
+  "define_device_flags",
+  "machine_info",
+  "run",
+  "setup_devices",
+]
 
 # What a launcher user sees as one line ("<launcher>: error: ..."); the traceback only with --debug.
-USER_ERRORS = (app.UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError)
+USER_ERRORS = (
+  app.UsageError,
+  ValueError,
+  FileNotFoundError,
+  NotADirectoryError,
+  PermissionError,
+  RuntimeError,
+)
 
 
 def command_line(script: str, flag_values: flags.FlagValues = flags.FLAGS) -> str:
@@ -44,18 +58,37 @@ def define_device_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   Call at import time of a launcher; call `setup_devices` first thing in its
   `main`, before anything touches JAX.
   """
-  flags.DEFINE_integer("cpu_devices", None, "Split the host CPU into this many JAX devices (jax_num_cpu_devices; "
-                       "the same as XLA_FLAGS=--xla_force_host_platform_device_count=N). Default: JAX's (one).",
-                       flag_values=flag_values)
-  flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize before any other JAX use; "
-                    "the mesh then spans the devices of every process. Without the three flags below JAX detects "
-                    "the cluster (SLURM, Open MPI, Cloud TPU, JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
-                    "JAX_PROCESS_ID).", flag_values=flag_values)
-  flags.DEFINE_string("coordinator_address", None, "With --distributed: 'host:port' of process 0.",
-                      flag_values=flag_values)
-  flags.DEFINE_integer("num_processes", None, "With --distributed: processes in the job.", flag_values=flag_values)
-  flags.DEFINE_integer("process_id", None, "With --distributed: this process's index (0 .. num_processes - 1).",
-                       flag_values=flag_values)
+  flags.DEFINE_integer(
+    "cpu_devices",
+    None,
+    "Split the host CPU into this many JAX devices (jax_num_cpu_devices; "
+    "the same as XLA_FLAGS=--xla_force_host_platform_device_count=N). Default: JAX's (one).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Multi-host: call jax.distributed.initialize before any other JAX use; "
+    "the mesh then spans the devices of every process. Without the three flags below JAX detects "
+    "the cluster (SLURM, Open MPI, Cloud TPU, JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
+    "JAX_PROCESS_ID).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "With --distributed: 'host:port' of process 0.",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_integer(
+    "num_processes", None, "With --distributed: processes in the job.", flag_values=flag_values
+  )
+  flags.DEFINE_integer(
+    "process_id",
+    None,
+    "With --distributed: this process's index (0 .. num_processes - 1).",
+    flag_values=flag_values,
+  )
 
 
 def setup_devices(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -73,8 +106,11 @@ def setup_devices(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     if fv.cpu_devices < 1:
       raise ValueError(f"--cpu_devices must be >= 1, got {fv.cpu_devices}")
     jax.config.update("jax_num_cpu_devices", fv.cpu_devices)
-  multi = {"coordinator_address": fv.coordinator_address, "num_processes": fv.num_processes,
-           "process_id": fv.process_id}
+  multi = {
+    "coordinator_address": fv.coordinator_address,
+    "num_processes": fv.num_processes,
+    "process_id": fv.process_id,
+  }
   if not fv.distributed:
     given = [f"--{k}" for k, v in multi.items() if v is not None]
     if given:
@@ -93,7 +129,9 @@ def run(main: Callable[[list[str]], None], flag_values: flags.FlagValues = flags
   two lines. KeyboardInterrupt is not caught (an interrupted run resumes).
   """
   if "debug" not in flag_values:
-    flags.DEFINE_bool("debug", False, "Show the full traceback of an error.", flag_values=flag_values)
+    flags.DEFINE_bool(
+      "debug", False, "Show the full traceback of an error.", flag_values=flag_values
+    )
 
   def wrapped(argv):
     try:

@@ -24,7 +24,9 @@ __all__ = ["encode", "make_encode_fn", "save_embeddings", "load_embeddings", "ce
 
 
 @functools.lru_cache(maxsize=16)
-def make_encode_fn(num_ops: int, model_config: model_lib.ModelConfig, include_padding: bool = False):
+def make_encode_fn(
+  num_ops: int, model_config: model_lib.ModelConfig, include_padding: bool = False
+):
   """A jitted `fn(variables, adjacency, ops, n_node) -> [B, latent]` for one chunk."""
   model = model_lib.Arch2Vec(num_ops, model_config)
 
@@ -76,7 +78,11 @@ def encode(
   chunk = max(1, min(chunk_size, num))
   outs = []
   for start in range(0, num, chunk):
-    a, o, k = adjacency[start : start + chunk], ops[start : start + chunk], n_node[start : start + chunk]
+    a, o, k = (
+      adjacency[start : start + chunk],
+      ops[start : start + chunk],
+      n_node[start : start + chunk],
+    )
     pad = chunk - a.shape[0]
     if pad:
       a = np.concatenate([a, np.zeros((pad, n, n), a.dtype)])
@@ -90,19 +96,28 @@ def encode(
 
 def cell_ids(space: Any, adjacency: np.ndarray, ops: np.ndarray, chunk: int = 65536) -> np.ndarray:
   """The space's identifiers of its own cells (`space.hash`, in chunks), as str [N]."""
-  parts = [np.asarray(space.hash(adjacency[i : i + chunk], ops[i : i + chunk])) for i in range(0, len(ops), chunk)]
+  parts = [
+    np.asarray(space.hash(adjacency[i : i + chunk], ops[i : i + chunk]))
+    for i in range(0, len(ops), chunk)
+  ]
   if not parts:
     return np.zeros(0, dtype=str)
   return np.concatenate([p.astype(str) for p in parts])
 
 
-def save_embeddings(path: str | os.PathLike, embeddings: np.ndarray, ids: np.ndarray, index: np.ndarray | None = None) -> None:
+def save_embeddings(
+  path: str | os.PathLike, embeddings: np.ndarray, ids: np.ndarray, index: np.ndarray | None = None
+) -> None:
   """Writes `embeddings.npz` atomically (keys embeddings, ids, index; see module doc)."""
   embeddings = np.asarray(embeddings, np.float32)
   ids = np.asarray(ids).astype(str)
-  index = np.arange(len(embeddings), dtype=np.int64) if index is None else np.asarray(index, np.int64)
+  index = (
+    np.arange(len(embeddings), dtype=np.int64) if index is None else np.asarray(index, np.int64)
+  )
   if embeddings.ndim != 2 or ids.shape != (len(embeddings),) or index.shape != (len(embeddings),):
-    raise ValueError(f"shape mismatch: embeddings {embeddings.shape}, ids {ids.shape}, index {index.shape}")
+    raise ValueError(
+      f"shape mismatch: embeddings {embeddings.shape}, ids {ids.shape}, index {index.shape}"
+    )
   fileio.atomic_save_npz(path, embeddings=embeddings, ids=ids, index=index)
 
 

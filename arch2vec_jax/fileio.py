@@ -16,12 +16,21 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["cache_dir", "atomic_open", "atomic_write_bytes", "atomic_write_json", "atomic_save_npz", "load_npz"]
+__all__ = [
+  "cache_dir",
+  "atomic_open",
+  "atomic_write_bytes",
+  "atomic_write_json",
+  "atomic_save_npz",
+  "load_npz",
+]
 
 
 def cache_dir() -> str:
   """The folder for derived caches: $ARCH2VEC_CACHE, else ~/.cache/arch2vec_jax (created)."""
-  path = os.environ.get("ARCH2VEC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "arch2vec_jax")
+  path = os.environ.get("ARCH2VEC_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "arch2vec_jax"
+  )
   os.makedirs(path, exist_ok=True)
   return path
 
@@ -41,7 +50,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+  fd, tmp = tempfile.mkstemp(
+    prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+  )
   try:
     with os.fdopen(fd, mode) as f:
       yield f

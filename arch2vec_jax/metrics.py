@@ -121,7 +121,9 @@ def reconstruction_counts(
   )
 
 
-def make_reconstruction_fn(model: model_lib.Arch2Vec, chunk_size: int) -> Callable[..., ReconCounts]:
+def make_reconstruction_fn(
+  model: model_lib.Arch2Vec, chunk_size: int
+) -> Callable[..., ReconCounts]:
   """A jitted `fn(variables, adjacency, ops, n_node, cell_mask) -> ReconCounts`.
 
   Inputs are stacked in chunks, [C, chunk_size, ...]; the chunks run under
@@ -138,7 +140,9 @@ def make_reconstruction_fn(model: model_lib.Arch2Vec, chunk_size: int) -> Callab
   def fn(variables, adjacency, ops, n_node, cell_mask):
     chex.assert_rank([adjacency, ops], 4)
     chex.assert_equal(adjacency.shape[1], chunk_size)
-    counts = jax.lax.map(functools.partial(one_chunk, variables), (adjacency, ops, n_node, cell_mask))
+    counts = jax.lax.map(
+      functools.partial(one_chunk, variables), (adjacency, ops, n_node, cell_mask)
+    )
     return jax.tree.map(lambda x: jnp.sum(x, dtype=jnp.int32), counts)
 
   return fn
@@ -178,7 +182,9 @@ def reconstruction_accuracy(counts: ReconCounts, n: int) -> dict[str, float]:
   }
 
 
-def latent_stats(mu_sum: np.ndarray, mu_sq_sum: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+def latent_stats(
+  mu_sum: np.ndarray, mu_sq_sum: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Per-position mean and unbiased std of the training mus from their sums.
 
   Args:
@@ -195,7 +201,9 @@ def latent_stats(mu_sum: np.ndarray, mu_sq_sum: np.ndarray, count: int) -> tuple
   return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
 
-def decode_latents(model: model_lib.Arch2Vec, variables: Any, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+def decode_latents(
+  model: model_lib.Arch2Vec, variables: Any, z: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Decodes latents to discrete cells (eval mode), as the release does.
 
   Args:
@@ -213,7 +221,9 @@ def decode_latents(model: model_lib.Arch2Vec, variables: Any, z: jax.Array) -> t
   return adj, ops
 
 
-def make_prior_decoder(model: model_lib.Arch2Vec, num_samples: int) -> Callable[..., tuple[jax.Array, jax.Array]]:
+def make_prior_decoder(
+  model: model_lib.Arch2Vec, num_samples: int
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
   """A jitted `fn(variables, mean, std, key) -> (adjacency, ops)` of `num_samples` prior decodes.
 
   z = mean + std * N(0, 1), mean/std [n, latent] per node position.
@@ -246,7 +256,9 @@ def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> d
   num = adjacency.shape[0]
   extra = {}
   if "strict" in inspect.signature(space.is_valid).parameters:
-    extra["validity_strict"] = float(np.mean(space.is_valid(adjacency, ops, strict=True))) if num else 0.0
+    extra["validity_strict"] = (
+      float(np.mean(space.is_valid(adjacency, ops, strict=True))) if num else 0.0
+    )
   if getattr(space, "validity_parts", None) is not None:  # `is_valid` is the AND of these checks
     parts = space.validity_parts(adjacency, ops)
     extra["validity_parts"] = {k: float(np.mean(v)) if num else 0.0 for k, v in parts.items()}
@@ -274,7 +286,9 @@ def validity_uniqueness(space: Any, adjacency: np.ndarray, ops: np.ndarray) -> d
   }
 
 
-def wl_colors(adjacency: np.ndarray, ops: np.ndarray, n_node: np.ndarray, rounds: int) -> np.ndarray:
+def wl_colors(
+  adjacency: np.ndarray, ops: np.ndarray, n_node: np.ndarray, rounds: int
+) -> np.ndarray:
   """1-WL colour refinement of the cells as the encoder sees them (op labels, undirected edges).
 
   A GIN layer maps equal (own colour, multiset of neighbour colours) to equal
@@ -301,7 +315,9 @@ def wl_colors(adjacency: np.ndarray, ops: np.ndarray, n_node: np.ndarray, rounds
   return colors
 
 
-def reconstruction_ceiling(adjacency: np.ndarray, ops: np.ndarray, n_node: np.ndarray, rounds: int) -> dict[str, float]:
+def reconstruction_ceiling(
+  adjacency: np.ndarray, ops: np.ndarray, n_node: np.ndarray, rounds: int
+) -> dict[str, float]:
   """The best reconstruction a `rounds`-layer GIN encoder with the inner-product decoder can reach.
 
   Two real nodes with the same `wl_colors` get the same z = mu (eval mode), so the

@@ -108,7 +108,9 @@ def count_nodes(ops: np.ndarray) -> np.ndarray:
   trailing = real == (np.arange(ops.shape[1])[None, :] < n_node[:, None])
   if not trailing.all():
     bad = np.flatnonzero(~trailing.all(axis=-1))[:5]
-    raise ValueError(f"padding nodes must come after the real nodes; cells {bad.tolist()} break this")
+    raise ValueError(
+      f"padding nodes must come after the real nodes; cells {bad.tolist()} break this"
+    )
   return n_node
 
 
@@ -185,7 +187,11 @@ def cells_to_graphs(
       flat = a.reshape(-1)
       (idx,) = jnp.nonzero(flat, size=m, fill_value=0)
       valid = jnp.arange(m) < jnp.count_nonzero(flat)
-      return (idx // n).astype(jnp.int32), (idx % n).astype(jnp.int32), jnp.where(valid, flat[idx], 0.0)
+      return (
+        (idx // n).astype(jnp.int32),
+        (idx % n).astype(jnp.int32),
+        jnp.where(valid, flat[idx], 0.0),
+      )
 
     recv, send, w = jax.vmap(one)(a_sym)  # [B, m] each
     receivers = (offsets + recv).reshape(-1)
@@ -214,7 +220,9 @@ def _graph_dims(graph: jraph.GraphsTuple) -> tuple[int, int]:
   return b, total // b
 
 
-def aggregate_neighbours(graph: jraph.GraphsTuple, x: jax.Array, aggregation: str = "dense") -> jax.Array:
+def aggregate_neighbours(
+  graph: jraph.GraphsTuple, x: jax.Array, aggregation: str = "dense"
+) -> jax.Array:
   """Sum over neighbours: (A_sym @ X) per graph, as [B*n, F].
 
   Args:
@@ -254,7 +262,9 @@ def _torch_uniform(fan_in: int):
 
 
 def _dense(features: int, fan_in: int, name: str | None = None) -> nn.Dense:
-  return nn.Dense(features, kernel_init=_torch_uniform(fan_in), bias_init=_torch_uniform(fan_in), name=name)
+  return nn.Dense(
+    features, kernel_init=_torch_uniform(fan_in), bias_init=_torch_uniform(fan_in), name=name
+  )
 
 
 class MaskedBatchNorm(nn.Module):
@@ -306,7 +316,9 @@ class GINLayer(nn.Module):
   bn_epsilon: float = 1e-5
 
   @nn.compact
-  def __call__(self, graph: jraph.GraphsTuple, x: jax.Array, bn_mask: jax.Array, train: bool) -> jax.Array:
+  def __call__(
+    self, graph: jraph.GraphsTuple, x: jax.Array, bn_mask: jax.Array, train: bool
+  ) -> jax.Array:
     """x: [B*n, in_features]; bn_mask: float [B*n]. Returns [B*n, hidden]."""
     eps = self.param("eps", nn.initializers.zeros, (), jnp.float32)
     h = (1.0 + eps) * x + aggregate_neighbours(graph, x, self.aggregation)
@@ -361,7 +373,9 @@ class Arch2Vec(nn.Module):
     if self.config.bn_include_padding:
       # Every slot of every real cell; a graph with n_node == 0 is a padding
       # graph (filling a partial batch) and never enters the statistics.
-      bn_mask = jnp.broadcast_to((graph.n_node > 0)[:, None], (b, n)).reshape(-1).astype(jnp.float32)
+      bn_mask = (
+        jnp.broadcast_to((graph.n_node > 0)[:, None], (b, n)).reshape(-1).astype(jnp.float32)
+      )
     else:
       bn_mask = node_mask(graph.n_node, n).reshape(-1).astype(jnp.float32)
     x = graph.nodes
@@ -406,7 +420,13 @@ class Arch2Vec(nn.Module):
     else:
       z = mu
     ops_logits, adj_logits = self.decode(z, train)
-    return {"mu": mu, "log_sigma": log_sigma, "z": z, "ops_logits": ops_logits, "adj_logits": adj_logits}
+    return {
+      "mu": mu,
+      "log_sigma": log_sigma,
+      "z": z,
+      "ops_logits": ops_logits,
+      "adj_logits": adj_logits,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -464,7 +484,9 @@ def vae_loss(
   adj_bce = _bce_with_logits(adj_logits, adj_target) * upper  # [B, n, n]
   loss_adj = jnp.sum(adj_bce.sum(axis=(1, 2)) * cell_mask) / (cells * n * n)
 
-  kl_terms = jnp.sum(1.0 + 2.0 * log_sigma - jnp.square(mu) - jnp.exp(2.0 * log_sigma), axis=-1)  # [B, n]
+  kl_terms = jnp.sum(
+    1.0 + 2.0 * log_sigma - jnp.square(mu) - jnp.exp(2.0 * log_sigma), axis=-1
+  )  # [B, n]
   kl_mean = jnp.sum(kl_terms.sum(axis=1) * cell_mask) / (cells * n)
   kl = -0.5 / (cells * n) * kl_mean
 

@@ -46,8 +46,12 @@ __all__ = [
 DATA_AXIS = "data"
 
 
-def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None, local_device_ids: Sequence[int] | None = None) -> None:
+def initialize_distributed(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  local_device_ids: Sequence[int] | None = None,
+) -> None:
   """`jax.distributed.initialize` with the given values (None: JAX's auto-detection).
 
   Must run before anything else touches JAX (an array, `jax.devices()`, a
@@ -66,10 +70,16 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   """
   if num_processes is not None and int(num_processes) < 1:
     raise ValueError(f"num_processes must be >= 1, got {num_processes}")
-  if process_id is not None and num_processes is not None and not 0 <= int(process_id) < int(num_processes):
+  if (
+    process_id is not None
+    and num_processes is not None
+    and not 0 <= int(process_id) < int(num_processes)
+  ):
     raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
   if (num_processes is not None or process_id is not None) and coordinator_address is None:
-    raise ValueError("num_processes / process_id given without coordinator_address ('host:port' of process 0)")
+    raise ValueError(
+      "num_processes / process_id given without coordinator_address ('host:port' of process 0)"
+    )
   kwargs: dict[str, Any] = {}
   if coordinator_address is not None:
     kwargs["coordinator_address"] = coordinator_address
@@ -94,9 +104,11 @@ def resolve_num_devices(num_devices: int | None) -> int:
   if int(num_devices) < 1:
     raise ValueError(f"num_devices must be >= 1, got {num_devices}")
   if int(num_devices) > available:
-    raise ValueError(f"num_devices={num_devices} but JAX sees only {available} {jax.default_backend()} device(s) "
-                     f"({jax.process_count()} process(es)); on CPU, split it with --cpu_devices N or "
-                     f"XLA_FLAGS=--xla_force_host_platform_device_count=N")
+    raise ValueError(
+      f"num_devices={num_devices} but JAX sees only {available} {jax.default_backend()} device(s) "
+      f"({jax.process_count()} process(es)); on CPU, split it with --cpu_devices N or "
+      f"XLA_FLAGS=--xla_force_host_platform_device_count=N"
+    )
   return int(num_devices)
 
 
@@ -117,8 +129,10 @@ def data_mesh(num_devices: int | None = None, devices: Sequence[jax.Device] | No
   if jax.process_count() > 1:
     missing = {d.process_index for d in jax.devices()} - {d.process_index for d in chosen}
     if missing:
-      raise ValueError(f"num_devices={n} leaves process(es) {sorted(missing)} without a device; with "
-                       f"{jax.process_count()} processes use every device (num_devices=None)")
+      raise ValueError(
+        f"num_devices={n} leaves process(es) {sorted(missing)} without a device; with "
+        f"{jax.process_count()} processes use every device (num_devices=None)"
+      )
   return Mesh(np.asarray(chosen), (DATA_AXIS,))
 
 
@@ -130,9 +144,11 @@ def check_batch_size(batch_size: int, num_devices: int) -> None:
   single-device run with the same batch and seed).
   """
   if int(batch_size) % int(num_devices):
-    raise ValueError(f"the global batch_size {batch_size} is not divisible by the {num_devices} devices of the "
-                     f"data mesh; choose a batch size that is a multiple of {num_devices} or set num_devices "
-                     f"(--num_devices) to a divisor of {batch_size}")
+    raise ValueError(
+      f"the global batch_size {batch_size} is not divisible by the {num_devices} devices of the "
+      f"data mesh; choose a batch size that is a multiple of {num_devices} or set num_devices "
+      f"(--num_devices) to a divisor of {batch_size}"
+    )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -175,7 +191,9 @@ def shard_leading(x: Any, mesh: Mesh) -> jax.Array:
   """
   sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
   if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-    return jax.random.wrap_key_data(_from_host(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
+    return jax.random.wrap_key_data(
+      _from_host(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x)
+    )
   return _from_host(x, sharding)
 
 

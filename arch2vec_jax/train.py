@@ -81,8 +81,17 @@ __all__ = [
 
 SPACES = ("nb101", "nb201", "darts")
 # The final epoch's metrics a run reports (`pretrain`'s "summary"; `pretrain_seeds` averages them).
-SUMMARY_KEYS = ("loss", "ops_acc", "adj_acc", "exact_acc", "ops_acc_release", "validity", "validity_strict",
-                "uniqueness", "uniqueness_raw")
+SUMMARY_KEYS = (
+  "loss",
+  "ops_acc",
+  "adj_acc",
+  "exact_acc",
+  "ops_acc_release",
+  "validity",
+  "validity_strict",
+  "uniqueness",
+  "uniqueness_raw",
+)
 DEFAULT_EPOCHS = {"nb101": 8, "nb201": 10, "darts": 10}
 
 
@@ -163,7 +172,9 @@ class TrainConfig:
     if int(self.eval_chunk) < 1:
       raise ValueError(f"eval_chunk must be >= 1, got {self.eval_chunk}")
     if self.num_devices is not None and int(self.num_devices) < 1:
-      raise ValueError(f"num_devices must be >= 1 (or None for every device), got {self.num_devices}")
+      raise ValueError(
+        f"num_devices must be >= 1 (or None for every device), got {self.num_devices}"
+      )
 
   @property
   def num_epochs(self) -> int:
@@ -242,7 +253,9 @@ def split_cells(adjacency: np.ndarray, ops: np.ndarray, train_fraction: float = 
 # Model, optimizer, state.
 
 
-def create_model(num_ops: int, model_config: model_lib.ModelConfig = model_lib.ModelConfig()) -> model_lib.Arch2Vec:
+def create_model(
+  num_ops: int, model_config: model_lib.ModelConfig = model_lib.ModelConfig()
+) -> model_lib.Arch2Vec:
   """The arch2vec model for ops of width `num_ops`."""
   return model_lib.Arch2Vec(num_ops, model_config)
 
@@ -276,7 +289,8 @@ def create_train_state(
   """
   init_key, train_key = jax.random.split(key)
   graph = model_lib.cells_to_graphs(
-    jnp.zeros((2, num_nodes, num_nodes), jnp.int8), jnp.zeros((2, num_nodes, model.num_ops), jnp.int8)
+    jnp.zeros((2, num_nodes, num_nodes), jnp.int8),
+    jnp.zeros((2, num_nodes, model.num_ops), jnp.int8),
   )
   k1, k2, k3 = jax.random.split(init_key, 3)
   variables = model.init({"params": k1, "noise": k2, "dropout": k3}, graph, train=False)
@@ -308,7 +322,9 @@ def _rbg_keys(key: jax.Array, num: int) -> list[jax.Array]:
   return [jax.random.wrap_key_data(d, impl="rbg") for d in data]
 
 
-def _make_flat_step(model: model_lib.Arch2Vec, tx: optax.GradientTransformation, train: bool, unravel: Callable):
+def _make_flat_step(
+  model: model_lib.Arch2Vec, tx: optax.GradientTransformation, train: bool, unravel: Callable
+):
   """The training step on a state whose `params` is the flat parameter vector."""
 
   def step(state: TrainState, adjacency, ops, n_node, cell_mask):
@@ -324,7 +340,11 @@ def _make_flat_step(model: model_lib.Arch2Vec, tx: optax.GradientTransformation,
       variables = {"params": unravel(flat_params), "batch_stats": state.batch_stats}
       if train:
         out, updates = model.apply(
-          variables, graph, train=True, rngs={"noise": noise_key, "dropout": dropout_key}, mutable=["batch_stats"]
+          variables,
+          graph,
+          train=True,
+          rngs={"noise": noise_key, "dropout": dropout_key},
+          mutable=["batch_stats"],
         )
         batch_stats = updates["batch_stats"]
       else:
@@ -333,7 +353,9 @@ def _make_flat_step(model: model_lib.Arch2Vec, tx: optax.GradientTransformation,
       loss, terms = model_lib.vae_loss(out, adjacency, ops, cell_mask)
       return loss, (terms, batch_stats, out["mu"])
 
-    (loss, (terms, batch_stats, mu)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (terms, batch_stats, mu)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = state.params + updates
     mu_w = mu * cell_mask[:, None, None]
@@ -349,7 +371,9 @@ def _make_flat_step(model: model_lib.Arch2Vec, tx: optax.GradientTransformation,
   return step
 
 
-def make_train_step(model: model_lib.Arch2Vec, tx: optax.GradientTransformation, train: bool = True) -> Callable:
+def make_train_step(
+  model: model_lib.Arch2Vec, tx: optax.GradientTransformation, train: bool = True
+) -> Callable:
   """A pure `step(state, adjacency, ops, n_node, cell_mask) -> (state, stats)` (not jitted).
 
   Args:
@@ -410,7 +434,9 @@ def make_train_epoch(
   if mesh is not None:
     parallel.check_batch_size(batch_size, mesh.devices.size)
     split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, parallel.DATA_AXIS))
-    shard = functools.partial(jax.lax.with_sharding_constraint, shardings=parallel.batch_sharded(mesh))
+    shard = functools.partial(
+      jax.lax.with_sharding_constraint, shardings=parallel.batch_sharded(mesh)
+    )
   else:
     shard = lambda x: x  # noqa: E731
 
@@ -418,9 +444,13 @@ def make_train_epoch(
     chex.assert_equal(data.ops.shape[0], num_train)
     flat, unravel = ravel_pytree(state.params)
     step_fn = _make_flat_step(model, tx, train, unravel)
-    (perm_key,) = _rbg_keys(jax.random.fold_in(_keys(state.key)[1], 0 if shuffle_once else epoch), 1)
+    (perm_key,) = _rbg_keys(
+      jax.random.fold_in(_keys(state.key)[1], 0 if shuffle_once else epoch), 1
+    )
     perm = jax.random.permutation(perm_key, num_train).astype(jnp.int32)
-    perm = jnp.concatenate([perm, jnp.zeros((padded - num_train,), jnp.int32)]).reshape(steps, batch_size)
+    perm = jnp.concatenate([perm, jnp.zeros((padded - num_train,), jnp.int32)]).reshape(
+      steps, batch_size
+    )
     valid = (jnp.arange(padded) < num_train).reshape(steps, batch_size)
     if mesh is not None:
       perm, valid = jax.lax.with_sharding_constraint((perm, valid), split)
@@ -481,9 +511,13 @@ class Evaluator:
     self._val = jax.device_put(metrics_lib.chunk_cells(*val, chunk)) if self.num_val else None
     self._recon = metrics_lib.make_reconstruction_fn(model, chunk)
     self.num_prior_samples = num_prior_samples
-    self._prior = metrics_lib.make_prior_decoder(model, num_prior_samples) if num_prior_samples else None
+    self._prior = (
+      metrics_lib.make_prior_decoder(model, num_prior_samples) if num_prior_samples else None
+    )
 
-  def __call__(self, variables: Any, mean: np.ndarray, std: np.ndarray, key: jax.Array) -> dict[str, Any]:
+  def __call__(
+    self, variables: Any, mean: np.ndarray, std: np.ndarray, key: jax.Array
+  ) -> dict[str, Any]:
     """Metrics dict (see `metrics`), with timings under 'time'."""
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -513,14 +547,20 @@ def _peak_rss_mib() -> float:
 def _format_epoch(e: dict[str, Any]) -> str:
   parts = [f"epoch {e['epoch']:3d}", f"loss {e['loss']:.5f}"]
   if "ops_acc" in e:
-    parts.append(f"recon ops {100 * e['ops_acc']:.2f} adj {100 * e['adj_acc']:.2f} exact {100 * e['exact_acc']:.2f}")
+    parts.append(
+      f"recon ops {100 * e['ops_acc']:.2f} adj {100 * e['adj_acc']:.2f} exact {100 * e['exact_acc']:.2f}"
+    )
   if "validity" in e:
     strict = f" (strict {100 * e['validity_strict']:.2f})" if "validity_strict" in e else ""
     checks = " ".join(f"{k} {100 * v:.1f}" for k, v in e.get("validity_parts", {}).items())
-    parts.append(f"valid {100 * e['validity']:.2f}{strict}" + (f" [{checks}]" if checks else "") + " "
-                 f"unique {100 * e['uniqueness']:.2f} (raw {100 * e['uniqueness_raw']:.2f})")
+    parts.append(
+      f"valid {100 * e['validity']:.2f}{strict}" + (f" [{checks}]" if checks else "") + " "
+      f"unique {100 * e['uniqueness']:.2f} (raw {100 * e['uniqueness_raw']:.2f})"
+    )
   t = e["time"]
-  parts.append(f"{t['graphs_per_s']:,.0f} graphs/s ({t['train_s']:.2f}s train, {t['eval_s']:.2f}s metrics)")
+  parts.append(
+    f"{t['graphs_per_s']:,.0f} graphs/s ({t['train_s']:.2f}s train, {t['eval_s']:.2f}s metrics)"
+  )
   return " | ".join(parts)
 
 
@@ -569,14 +609,18 @@ def pretrain(
     latent mean and std, np [n, latent] each, that its prior samples used;
     None when no epoch ran).
   """
-  run = functools.partial(_pretrain, config, workdir, resume, command, log, space, cells, save_embeddings)
+  run = functools.partial(
+    _pretrain, config, workdir, resume, command, log, space, cells, save_embeddings
+  )
   if workdir is None or not parallel.is_main_process():
     return run()
   with workdir_lib.claim(workdir, resume=resume, overwrite=overwrite):
     return run()
 
 
-def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddings) -> dict[str, Any]:
+def _pretrain(
+  config, workdir, resume, command, log, space, cells, save_embeddings
+) -> dict[str, Any]:
   """`pretrain` inside the claimed workdir."""
   main = parallel.is_main_process()
   log = log if (log is not None and main) else (lambda _: None)
@@ -594,10 +638,18 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
   train_np, val_np = split_cells(adj_all, ops_all, config.train_fraction)
   num_train = len(train_np[1])
   if num_train < 1:
-    raise ValueError(f"no training cells ({num_cells} cells, train_fraction {config.train_fraction})")
-  log(f"{config.space}: {num_cells:,} cells (n={n}, d={d}), {num_train:,} train / {len(val_np[1]):,} held out; "
-      f"{config.num_epochs} epochs, batch {config.batch_size}, backend {jax.default_backend()}"
-      + (f", data parallel over {num_devices} devices ({jax.process_count()} process(es))" if mesh else ""))
+    raise ValueError(
+      f"no training cells ({num_cells} cells, train_fraction {config.train_fraction})"
+    )
+  log(
+    f"{config.space}: {num_cells:,} cells (n={n}, d={d}), {num_train:,} train / {len(val_np[1]):,} held out; "
+    f"{config.num_epochs} epochs, batch {config.batch_size}, backend {jax.default_backend()}"
+    + (
+      f", data parallel over {num_devices} devices ({jax.process_count()} process(es))"
+      if mesh
+      else ""
+    )
+  )
 
   model = create_model(d, config.model)
   tx = create_optimizer(config)
@@ -609,36 +661,48 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
 
   # The run's identity in its checkpoints (pruning touches only this run's files): its config, less the
   # device count, which a resume may change (same result to float tolerance).
-  run_id = hashlib.sha256(json.dumps({k: v for k, v in config_dict.items() if k != "num_devices"},
-                                     sort_keys=True, default=str).encode()).hexdigest()[:16]
+  run_id = hashlib.sha256(
+    json.dumps(
+      {k: v for k, v in config_dict.items() if k != "num_devices"}, sort_keys=True, default=str
+    ).encode()
+  ).hexdigest()[:16]
 
   def same_run(saved):  # the device count may change on resume (same result to float tolerance)
     ours = json.loads(json.dumps(config_dict))
     # A checkpoint from before an option existed ran with that option's default.
     saved = {**json.loads(json.dumps(TrainConfig().to_dict())), **(saved or {})}
     return {k: v for k, v in saved.items() if k != "num_devices"} == {
-      k: v for k, v in ours.items() if k != "num_devices"}
+      k: v for k, v in ours.items() if k != "num_devices"
+    }
 
   if resume and ckpt_dir is not None:
-    path = ckpt_lib.latest_checkpoint(ckpt_dir, verify=True)  # a damaged newest one: warned, skipped
+    path = ckpt_lib.latest_checkpoint(
+      ckpt_dir, verify=True
+    )  # a damaged newest one: warned, skipped
     if path is not None:
       state, last_epoch, extra = ckpt_lib.restore_checkpoint(path, state)
       if not same_run(extra.get("config")):
-        raise ValueError(f"{path}: checkpoint config differs from this run's config; use another workdir")
+        raise ValueError(
+          f"{path}: checkpoint config differs from this run's config; use another workdir"
+        )
       history = extra["history"]
       start_epoch = last_epoch + 1
       log(f"resumed from {path} (epoch {last_epoch} done)")
 
   # What any encoder of this depth can reconstruct (metrics.reconstruction_ceiling).
   ceiling = metrics_lib.reconstruction_ceiling(*val_np, config.model.layers)
-  log(f"held-out reconstruction ceiling of a {config.model.layers}-layer GIN + inner-product decoder: "
-      f"adj {100 * ceiling['adj_acc_max']:.2f}%, exact {100 * ceiling['exact_acc_max']:.2f}%")
+  log(
+    f"held-out reconstruction ceiling of a {config.model.layers}-layer GIN + inner-product decoder: "
+    f"adj {100 * ceiling['adj_acc_max']:.2f}%, exact {100 * ceiling['exact_acc_max']:.2f}%"
+  )
   data = Dataset(train_np[0], train_np[1], train_np[2].astype(np.int32))
   if mesh is None:
     data = Dataset(*jax.device_put(tuple(data)))
   else:
     state, data = parallel.replicate((state, data), mesh)
-  evaluator = Evaluator(model, space, val_np, num_prior_samples=config.num_prior_samples, chunk_size=config.eval_chunk)
+  evaluator = Evaluator(
+    model, space, val_np, num_prior_samples=config.num_prior_samples, chunk_size=config.eval_chunk
+  )
   traces = {"train": 0, "eval": 0}
 
   def traced(kind, fn):
@@ -655,8 +719,15 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
   def get_epoch_fn(train_mode: bool):
     kind = "train" if train_mode else "eval"
     if kind not in epoch_fns:
-      fn = make_train_epoch(model, tx, batch_size=config.batch_size, num_train=num_train, train=train_mode,
-                            mesh=mesh, shuffle_once=config.shuffle_once)
+      fn = make_train_epoch(
+        model,
+        tx,
+        batch_size=config.batch_size,
+        num_train=num_train,
+        train=train_mode,
+        mesh=mesh,
+        shuffle_once=config.shuffle_once,
+      )
       jitted = jit_train_epoch(traced(kind, fn), mesh)
       t0 = time.perf_counter()
       epoch_fns[kind] = jitted.lower(state, data, jnp.int32(0)).compile()
@@ -690,15 +761,27 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
       "kl": float(np.mean(stats["kl"])),
       "grad_norm": float(np.mean(stats["grad_norm"])),
       **{k: v for k, v in ev.items() if k != "time"},
-      "time": {"train_s": train_s, "eval_s": eval_s, "graphs_per_s": num_train / train_s, **ev["time"]},
+      "time": {
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "graphs_per_s": num_train / train_s,
+        **ev["time"],
+      },
     }
     history.append(record)
     log(_format_epoch(record))
     if ckpt_dir is not None and main:
       ckpt_lib.save_checkpoint(
-        ckpt_dir, local, epoch,
-        {"config": config_dict, "history": history, "prior": {"mean": mean.tolist(), "std": std.tolist()}},
-        keep=config.keep_checkpoints, run_id=run_id,
+        ckpt_dir,
+        local,
+        epoch,
+        {
+          "config": config_dict,
+          "history": history,
+          "prior": {"mean": mean.tolist(), "std": std.tolist()},
+        },
+        keep=config.keep_checkpoints,
+        run_id=run_id,
       )
 
   embeddings = None
@@ -719,8 +802,10 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
       t0 = time.perf_counter()
       ids = embed_lib.cell_ids(space, adj_all, ops_all)
       embed_lib.save_embeddings(os.path.join(os.fspath(workdir), "embeddings.npz"), embeddings, ids)
-      log(f"embeddings [{embeddings.shape[0]:,}, {embeddings.shape[1]}] in {embed_s:.2f}s "
-          f"(+{time.perf_counter() - t0:.2f}s ids and write) -> {os.path.join(os.fspath(workdir), 'embeddings.npz')}")
+      log(
+        f"embeddings [{embeddings.shape[0]:,}, {embeddings.shape[1]}] in {embed_s:.2f}s "
+        f"(+{time.perf_counter() - t0:.2f}s ids and write) -> {os.path.join(os.fspath(workdir), 'embeddings.npz')}"
+      )
 
   total_s = time.perf_counter() - t_start
   final = history[-1] if history else {}
@@ -730,8 +815,14 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
     "command": command if command is not None else " ".join(sys.argv),
     "device": machine.machine_info(),
     "parallel": parallel.mesh_info(mesh),
-    "data": {"num_cells": num_cells, "num_train": num_train, "num_val": len(val_np[1]), "num_nodes": n, "num_ops": d,
-             "reconstruction_ceiling": ceiling},
+    "data": {
+      "num_cells": num_cells,
+      "num_train": num_train,
+      "num_val": len(val_np[1]),
+      "num_nodes": n,
+      "num_ops": d,
+      "reconstruction_ceiling": ceiling,
+    },
     "epochs": history,
     "summary": summary,
     "timings": {
@@ -747,8 +838,13 @@ def _pretrain(config, workdir, resume, command, log, space, cells, save_embeddin
     "num_traces": dict(traces),
   }
   if history:
-    log("final: " + ", ".join(f"{k} {100 * v:.2f}%" if k != "loss" else f"loss {v:.5f}" for k, v in summary.items())
-        + f" | total {total_s:.1f}s (compile {sum(compile_s.values()):.1f}s)")
+    log(
+      "final: "
+      + ", ".join(
+        f"{k} {100 * v:.2f}%" if k != "loss" else f"loss {v:.5f}" for k, v in summary.items()
+      )
+      + f" | total {total_s:.1f}s (compile {sum(compile_s.values()):.1f}s)"
+    )
   if workdir is not None and main:
     fileio.atomic_write_json(os.path.join(os.fspath(workdir), "metrics.json"), result)
   result["state"] = state
@@ -769,8 +865,13 @@ def seed_statistics(summaries: list[dict[str, float]]) -> dict[str, dict[str, fl
   out = {}
   for k in keys:
     v = np.asarray([s[k] for s in summaries], np.float64)
-    out[k] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-              "min": float(v.min()), "max": float(v.max()), "n": len(v)}
+    out[k] = {
+      "mean": float(v.mean()),
+      "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+      "min": float(v.min()),
+      "max": float(v.max()),
+      "n": len(v),
+    }
   return out
 
 
@@ -818,9 +919,23 @@ def _pretrain_seeds(config, seeds, workdir, resume, overwrite, command, log, cel
   for i, seed in enumerate(seeds):
     run_dir = os.path.join(os.fspath(workdir), f"seed_{seed}")
     say(f"--- seed {seed} ({i + 1}/{len(seeds)}) -> {run_dir}")
-    r = pretrain(dataclasses.replace(config, seed=int(seed)), run_dir, resume=resume, overwrite=overwrite,
-                 command=command, log=log, cells=cells)
-    runs.append({"seed": int(seed), "workdir": run_dir, "summary": r["summary"], "total_s": r["timings"]["total_s"]})
+    r = pretrain(
+      dataclasses.replace(config, seed=int(seed)),
+      run_dir,
+      resume=resume,
+      overwrite=overwrite,
+      command=command,
+      log=log,
+      cells=cells,
+    )
+    runs.append(
+      {
+        "seed": int(seed),
+        "workdir": run_dir,
+        "summary": r["summary"],
+        "total_s": r["timings"]["total_s"],
+      }
+    )
     stats = seed_statistics([{**run["summary"], "total_s": run["total_s"]} for run in runs])
     result = {
       "config": {k: v for k, v in config.to_dict().items() if k != "seed"},
@@ -832,7 +947,12 @@ def _pretrain_seeds(config, seeds, workdir, resume, overwrite, command, log, cel
     }
     if main:
       fileio.atomic_write_json(os.path.join(os.fspath(workdir), "seeds.json"), result)
-  say(f"{len(runs)} seeds: " + ", ".join(
-    f"{k} {100 * v['mean']:.2f} +- {100 * v['std']:.2f} [{100 * v['min']:.2f}, {100 * v['max']:.2f}]"
-    for k, v in result["statistics"].items() if k not in ("loss", "total_s", "ops_acc_release")))
+  say(
+    f"{len(runs)} seeds: "
+    + ", ".join(
+      f"{k} {100 * v['mean']:.2f} +- {100 * v['std']:.2f} [{100 * v['min']:.2f}, {100 * v['max']:.2f}]"
+      for k, v in result["statistics"].items()
+      if k not in ("loss", "total_s", "ops_acc_release")
+    )
+  )
   return result

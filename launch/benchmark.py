@@ -48,21 +48,38 @@ from arch2vec_jax import train
 PARTS = ("training", "metrics", "embedding", "search")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("space", "nb201", ["nb101", "nb201"], "Cells to train on (NB101: the first --cells cells).")
+flags.DEFINE_enum(
+  "space", "nb201", ["nb101", "nb201"], "Cells to train on (NB101: the first --cells cells)."
+)
 flags.DEFINE_list("batch_sizes", ["32", "256", "1024", "4096"], "Global batch sizes to time.")
 flags.DEFINE_integer("cells", 16384, "Training cells per timed epoch.")
-flags.DEFINE_integer("epochs", 2, "Timed epochs per batch size (after the compile and a warm-up epoch).")
-flags.DEFINE_integer("num_devices", None, "Devices the training batch is split over (default: all).")
+flags.DEFINE_integer(
+  "epochs", 2, "Timed epochs per batch size (after the compile and a warm-up epoch)."
+)
+flags.DEFINE_integer(
+  "num_devices", None, "Devices the training batch is split over (default: all)."
+)
 flags.DEFINE_list("parts", list(PARTS), f"Parts to run, of {','.join(PARTS)}.")
 flags.DEFINE_list("search_methods", ["rl", "bo"], "Search methods to time (rl, bo, rs, re).")
 flags.DEFINE_list("search_seeds", ["1", "8", "64", "500"], "Seed counts to time.")
 flags.DEFINE_integer("search_queries", 100, "Queries per search.")
-flags.DEFINE_float("search_max_s", None, "Skip a method's larger seed counts whose run time, extrapolated linearly "
-                   "from its previous seed count, exceeds this (recorded as skipped with the estimate).")
-flags.DEFINE_string("search_benchmark", "../shared/data/nb201_accuracies.csv", "NB201 table for the search part.")
-flags.DEFINE_string("search_embeddings", "workdir/nb201/embeddings.npz",
-                    "embeddings.npz for RL/BO (if absent: this benchmark's own embeddings of every NB201 cell).")
-flags.DEFINE_string("out", None, "Output JSON (default results/benchmarks/<backend>-<device>.json).")
+flags.DEFINE_float(
+  "search_max_s",
+  None,
+  "Skip a method's larger seed counts whose run time, extrapolated linearly "
+  "from its previous seed count, exceeds this (recorded as skipped with the estimate).",
+)
+flags.DEFINE_string(
+  "search_benchmark", "../shared/data/nb201_accuracies.csv", "NB201 table for the search part."
+)
+flags.DEFINE_string(
+  "search_embeddings",
+  "workdir/nb201/embeddings.npz",
+  "embeddings.npz for RL/BO (if absent: this benchmark's own embeddings of every NB201 cell).",
+)
+flags.DEFINE_string(
+  "out", None, "Output JSON (default results/benchmarks/<backend>-<device>.json)."
+)
 cli.define_device_flags()
 
 
@@ -81,8 +98,13 @@ def _program_memory_mib(compiled):
     return None
   if m is None:
     return None
-  out = {k: getattr(m, f"{k}_size_in_bytes", 0) / 2**20 for k in ("argument", "output", "temp", "generated_code")}
-  out["total"] = out["argument"] + out["output"] + out["temp"] - getattr(m, "alias_size_in_bytes", 0) / 2**20
+  out = {
+    k: getattr(m, f"{k}_size_in_bytes", 0) / 2**20
+    for k in ("argument", "output", "temp", "generated_code")
+  }
+  out["total"] = (
+    out["argument"] + out["output"] + out["temp"] - getattr(m, "alias_size_in_bytes", 0) / 2**20
+  )
   return out
 
 
@@ -106,8 +128,9 @@ def bench_training(space, adj, ops, batch_size, epochs, mesh=None):
     data = train.Dataset(*jax.device_put(tuple(data)))
   else:
     state, data = parallel.replicate((state, data), mesh)
-  fn = train.jit_train_epoch(train.make_train_epoch(model, tx, batch_size=batch_size, num_train=len(ops), mesh=mesh),
-                             mesh)
+  fn = train.jit_train_epoch(
+    train.make_train_epoch(model, tx, batch_size=batch_size, num_train=len(ops), mesh=mesh), mesh
+  )
   t0 = time.perf_counter()
   compiled = fn.lower(state, data, jnp.int32(0)).compile()
   compile_s = time.perf_counter() - t0
@@ -123,12 +146,21 @@ def bench_training(space, adj, ops, batch_size, epochs, mesh=None):
   # XLA's FLOP count of one training step (the epoch's scan body) at this batch, per graph.
   step = train.make_train_step(model, tx)
   b = batch_size
-  flops_per_graph = perf.compiled_flops(step, state, adj[:b], ops[:b], data.n_node[:b], np.ones(b, bool)) / b
-  row = {"batch_size": batch_size, "devices": 1 if mesh is None else int(mesh.devices.size),
-         "flops_per_graph": flops_per_graph, "gflops": flops_per_graph * len(ops) / best / 1e9,
-         "compile_s": compile_s, "epoch_s": times, "graphs_per_s": len(ops) / best,
-         "steps_per_s": -(-len(ops) // batch_size) / best, "program_memory_mib": _program_memory_mib(compiled),
-         "device_peak_mib": _device_peak_mib()}
+  flops_per_graph = (
+    perf.compiled_flops(step, state, adj[:b], ops[:b], data.n_node[:b], np.ones(b, bool)) / b
+  )
+  row = {
+    "batch_size": batch_size,
+    "devices": 1 if mesh is None else int(mesh.devices.size),
+    "flops_per_graph": flops_per_graph,
+    "gflops": flops_per_graph * len(ops) / best / 1e9,
+    "compile_s": compile_s,
+    "epoch_s": times,
+    "graphs_per_s": len(ops) / best,
+    "steps_per_s": -(-len(ops) // batch_size) / best,
+    "program_memory_mib": _program_memory_mib(compiled),
+    "device_peak_mib": _device_peak_mib(),
+  }
   return row, parallel.local_value(state), model
 
 
@@ -138,8 +170,9 @@ def _search_problem(embeddings, space):
 
   methods = [m for m in FLAGS.search_methods]
   if os.path.exists(FLAGS.search_embeddings):
-    return experiment.load_problem("nb201", FLAGS.search_benchmark, "cifar10", FLAGS.search_embeddings, methods), \
-      os.path.abspath(FLAGS.search_embeddings)
+    return experiment.load_problem(
+      "nb201", FLAGS.search_benchmark, "cifar10", FLAGS.search_embeddings, methods
+    ), os.path.abspath(FLAGS.search_embeddings)
   adj, ops = (np.asarray(x, np.int8) for x in space.cells())
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "embeddings.npz")
@@ -153,7 +186,9 @@ def _bo_flops(problem):
   from arch2vec_jax.search import dngo, runner  # pylint: disable=import-outside-toplevel
   from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
 
-  return dngo.flops_per_seed(runner.default_config("bo", "nb201"), problem.env, env_lib.Budget(FLAGS.search_queries))
+  return dngo.flops_per_seed(
+    runner.default_config("bo", "nb201"), problem.env, env_lib.Budget(FLAGS.search_queries)
+  )
 
 
 def bench_search(problem, method, seeds, queries):
@@ -161,21 +196,36 @@ def bench_search(problem, method, seeds, queries):
   from arch2vec_jax.search import experiment, runner  # pylint: disable=import-outside-toplevel
   from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
 
-  run = runner.make_search(method, runner.default_config(method, "nb201"), problem.env, env_lib.Budget(queries),
-                           problem.neighbours)
+  run = runner.make_search(
+    method,
+    runner.default_config(method, "nb201"),
+    problem.env,
+    env_lib.Budget(queries),
+    problem.neighbours,
+  )
   keys = jax.random.split(jax.random.PRNGKey(0), seeds)
   compiled, placed, num = experiment.compile_seeds(run, keys)
   times = []
-  while len(times) < 3 and (not times or sum(times) < 2.0):  # repeat short runs (up to 3), once long ones
+  while len(times) < 3 and (
+    not times or sum(times) < 2.0
+  ):  # repeat short runs (up to 3), once long ones
     t0 = time.perf_counter()
     out = jax.block_until_ready(compiled(placed))
     times.append(time.perf_counter() - t0)
   best = min(times)
   final = float(100 * np.asarray(out.best_test)[:num, -1].mean())
-  return {"method": method, "seeds": seeds, "queries": queries, "devices": jax.device_count(),
-          "padded_seeds": int(placed.shape[0]), "compile_s": compiled.compile_s, "run_s": times,
-          "seed_queries_per_s": seeds * queries / best, "final_test_mean": final,
-          "load_average": list(os.getloadavg())}
+  return {
+    "method": method,
+    "seeds": seeds,
+    "queries": queries,
+    "devices": jax.device_count(),
+    "padded_seeds": int(placed.shape[0]),
+    "compile_s": compiled.compile_s,
+    "run_s": times,
+    "seed_queries_per_s": seeds * queries / best,
+    "final_test_mean": final,
+    "load_average": list(os.getloadavg()),
+  }
 
 
 def main(argv):
@@ -199,8 +249,11 @@ def main(argv):
   load_start = machine["load_average"]
   rates = perf.machine_rates()
   peak = rates["peak_gflops"]
-  print("fp32 matmul rates (GFLOP/s): " + ", ".join(
-    f"{k} {v['gflops']:.1f}" for k, v in rates.items() if isinstance(v, dict)), flush=True)
+  print(
+    "fp32 matmul rates (GFLOP/s): "
+    + ", ".join(f"{k} {v['gflops']:.1f}" for k, v in rates.items() if isinstance(v, dict)),
+    flush=True,
+  )
   mesh = parallel.data_mesh(num_devices) if num_devices > 1 else None
   space = train.get_space(FLAGS.space)
   adj_all, ops_all = (np.asarray(x, np.int8) for x in space.cells())
@@ -208,8 +261,11 @@ def main(argv):
   idx = rng.choice(len(ops_all), min(FLAGS.cells, len(ops_all)), replace=False)
   adj, ops = adj_all[idx], ops_all[idx]
   dev = jax.devices()[0]
-  print(f"backend {jax.default_backend()} ({dev.device_kind}, {jax.device_count()} devices, training on "
-        f"{num_devices}), {FLAGS.space} {len(ops):,} cells per epoch; load average {load_start}", flush=True)
+  print(
+    f"backend {jax.default_backend()} ({dev.device_kind}, {jax.device_count()} devices, training on "
+    f"{num_devices}), {FLAGS.space} {len(ops):,} cells per epoch; load average {load_start}",
+    flush=True,
+  )
   result = {
     "command": cli.command_line("launch/benchmark.py"),
     "machine": machine,
@@ -221,7 +277,12 @@ def main(argv):
   }
   rows = []
   state = model = None
-  if "training" in FLAGS.parts or "metrics" in FLAGS.parts or "embedding" in FLAGS.parts or "search" in FLAGS.parts:
+  if (
+    "training" in FLAGS.parts
+    or "metrics" in FLAGS.parts
+    or "embedding" in FLAGS.parts
+    or "search" in FLAGS.parts
+  ):
     sizes = batch_sizes if "training" in FLAGS.parts else [32]
     for b in sizes:
       row, st, mdl = bench_training(FLAGS.space, adj, ops, b, FLAGS.epochs, mesh)
@@ -230,10 +291,13 @@ def main(argv):
       row["fraction_of_peak"] = row["gflops"] / peak
       rows.append(row)
       mem = row["program_memory_mib"]
-      print(f"  batch {b:5d}: {row['graphs_per_s']:>10,.0f} graphs/s  {row['steps_per_s']:>8,.1f} steps/s  "
-            f"{row['gflops']:.1f} GFLOP/s ({100 * row['fraction_of_peak']:.0f}% of the 1024^3 GEMM)  "
-            f"compile {row['compile_s']:.1f}s  epoch {min(row['epoch_s']):.3f}s"
-            + (f"  program memory {mem['total']:.1f} MiB" if mem else ""), flush=True)
+      print(
+        f"  batch {b:5d}: {row['graphs_per_s']:>10,.0f} graphs/s  {row['steps_per_s']:>8,.1f} steps/s  "
+        f"{row['gflops']:.1f} GFLOP/s ({100 * row['fraction_of_peak']:.0f}% of the 1024^3 GEMM)  "
+        f"compile {row['compile_s']:.1f}s  epoch {min(row['epoch_s']):.3f}s"
+        + (f"  program memory {mem['total']:.1f} MiB" if mem else ""),
+        flush=True,
+      )
     if "training" in FLAGS.parts:
       result["training"] = rows
 
@@ -250,8 +314,12 @@ def main(argv):
     t0 = time.perf_counter()
     ev = evaluator(variables, mean, std, jax.random.PRNGKey(1))
     metric_s = time.perf_counter() - t0
-    print(f"  metrics: {metric_s:.2f}s per epoch ({metric_first_s:.2f}s first, with compile); {ev['time']}")
-    result.update(metrics_s=metric_s, metrics_first_s=metric_first_s, metrics_breakdown_s=ev["time"])
+    print(
+      f"  metrics: {metric_s:.2f}s per epoch ({metric_first_s:.2f}s first, with compile); {ev['time']}"
+    )
+    result.update(
+      metrics_s=metric_s, metrics_first_s=metric_first_s, metrics_breakdown_s=ev["time"]
+    )
 
   emb = None
   if "embedding" in FLAGS.parts or "search" in FLAGS.parts:
@@ -259,12 +327,17 @@ def main(argv):
     t0 = time.perf_counter()
     emb = embed_lib.encode(state.params, state.batch_stats, adj_all, ops_all)
     embed_s = time.perf_counter() - t0
-    print(f"  embeddings: {len(emb):,} cells in {embed_s:.2f}s = {len(emb) / embed_s:,.0f} cells/s", flush=True)
+    print(
+      f"  embeddings: {len(emb):,} cells in {embed_s:.2f}s = {len(emb) / embed_s:,.0f} cells/s",
+      flush=True,
+    )
     result["embedding"] = {"cells": len(emb), "seconds": embed_s, "cells_per_s": len(emb) / embed_s}
 
   if "search" in FLAGS.parts:
     if FLAGS.space != "nb201":
-      raise app.UsageError("--parts search needs --space nb201 (the search runs on the NB201 table)")
+      raise app.UsageError(
+        "--parts search needs --space nb201 (the search runs on the NB201 table)"
+      )
     if not os.path.exists(FLAGS.search_benchmark):
       print(f"  search: skipped, no table at {FLAGS.search_benchmark}")
       result["search"] = {"skipped": f"no table at {FLAGS.search_benchmark}"}
@@ -278,8 +351,14 @@ def main(argv):
           if FLAGS.search_max_s is not None and last is not None:
             estimate = min(last["run_s"]) * s / last["seeds"]
             if estimate > FLAGS.search_max_s:
-              search_rows.append({"method": m, "seeds": s, "queries": FLAGS.search_queries,
-                                  "skipped": f"estimated {estimate:.0f} s > --search_max_s {FLAGS.search_max_s:g}"})
+              search_rows.append(
+                {
+                  "method": m,
+                  "seeds": s,
+                  "queries": FLAGS.search_queries,
+                  "skipped": f"estimated {estimate:.0f} s > --search_max_s {FLAGS.search_max_s:g}",
+                }
+              )
               print(f"  {m} {s:4d} seeds: skipped ({search_rows[-1]['skipped']})", flush=True)
               continue
           row = last = bench_search(problem, m, s, FLAGS.search_queries)
@@ -287,11 +366,19 @@ def main(argv):
             row["flops_per_seed"] = bo_flops
             row.update(perf.rate(row["flops_per_seed"] * s, min(row["run_s"]), peak))
           search_rows.append(row)
-          print(f"  {m} {s:4d} seeds x {FLAGS.search_queries} queries: {row['seed_queries_per_s']:>10,.0f} "
-                f"seed-queries/s  run {min(row['run_s']):.2f}s  compile {row['compile_s']:.1f}s  "
-                f"(final test {row['final_test_mean']:.2f}%)", flush=True)
-      result["search"] = {"table": os.path.abspath(FLAGS.search_benchmark), "dataset": "cifar10",
-                          "embeddings": source, "queries": FLAGS.search_queries, "rows": search_rows}
+          print(
+            f"  {m} {s:4d} seeds x {FLAGS.search_queries} queries: {row['seed_queries_per_s']:>10,.0f} "
+            f"seed-queries/s  run {min(row['run_s']):.2f}s  compile {row['compile_s']:.1f}s  "
+            f"(final test {row['final_test_mean']:.2f}%)",
+            flush=True,
+          )
+      result["search"] = {
+        "table": os.path.abspath(FLAGS.search_benchmark),
+        "dataset": "cifar10",
+        "embeddings": source,
+        "queries": FLAGS.search_queries,
+        "rows": search_rows,
+      }
 
   result["peak_host_rss_mib"] = train._peak_rss_mib()  # pylint: disable=protected-access
   result["peak_device_mib"] = _device_peak_mib()
@@ -305,23 +392,34 @@ def main(argv):
 
 def _print_table(result):
   """The summary table (Markdown) of a result dict."""
-  lines = ["", "| part | setting | throughput | GFLOP/s (of peak) | compile s | memory MiB |",
-           "|---|---|---|---|---|---|"]
+  lines = [
+    "",
+    "| part | setting | throughput | GFLOP/s (of peak) | compile s | memory MiB |",
+    "|---|---|---|---|---|---|",
+  ]
   for r in result.get("training", []):
     mem = f"{r['program_memory_mib']['total']:.1f}" if r["program_memory_mib"] else "-"
-    lines.append(f"| training | batch {r['batch_size']}, {r['devices']} device(s) | {r['graphs_per_s']:,.0f} graphs/s "
-                 f"| {r['gflops']:.1f} ({100 * r['fraction_of_peak']:.0f}%) | {r['compile_s']:.1f} | {mem} |")
+    lines.append(
+      f"| training | batch {r['batch_size']}, {r['devices']} device(s) | {r['graphs_per_s']:,.0f} graphs/s "
+      f"| {r['gflops']:.1f} ({100 * r['fraction_of_peak']:.0f}%) | {r['compile_s']:.1f} | {mem} |"
+    )
   if "embedding" in result:
-    lines.append(f"| embedding | {result['embedding']['cells']:,} cells | {result['embedding']['cells_per_s']:,.0f} "
-                 f"cells/s | | | |")
+    lines.append(
+      f"| embedding | {result['embedding']['cells']:,} cells | {result['embedding']['cells_per_s']:,.0f} "
+      f"cells/s | | | |"
+    )
   for r in (result.get("search") or {}).get("rows", []):
     if "skipped" in r:
-      lines.append(f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries | skipped: {r['skipped']} "
-                   "| | | |")
+      lines.append(
+        f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries | skipped: {r['skipped']} "
+        "| | | |"
+      )
       continue
     flops = f"{r['gflops']:.1f} ({100 * r['fraction_of_peak']:.0f}%)" if "gflops" in r else "-"
-    lines.append(f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries, {r['devices']} device(s) | "
-                 f"{r['seed_queries_per_s']:,.0f} seed-queries/s | {flops} | {r['compile_s']:.1f} | |")
+    lines.append(
+      f"| search {r['method']} | {r['seeds']} seeds x {r['queries']} queries, {r['devices']} device(s) | "
+      f"{r['seed_queries_per_s']:,.0f} seed-queries/s | {flops} | {r['compile_s']:.1f} | |"
+    )
   print("\n".join(lines))
 
 

@@ -28,7 +28,9 @@ from arch2vec_jax import cli, fileio
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("devices", ["1", "2", "4", "8"], "Device counts.")
-flags.DEFINE_bool("cpu", True, "Split the CPU (--cpu_devices N); --no_cpu: use N real devices (--num_devices N).")
+flags.DEFINE_bool(
+  "cpu", True, "Split the CPU (--cpu_devices N); --no_cpu: use N real devices (--num_devices N)."
+)
 flags.DEFINE_list("batch_sizes", ["256", "1024"], "Global training batch sizes.")
 flags.DEFINE_integer("epochs", 2, "Timed epochs per batch size.")
 flags.DEFINE_list("search_methods", ["rl", "bo"], "Search methods.")
@@ -53,10 +55,17 @@ def main(argv):
   with tempfile.TemporaryDirectory() as tmp:
     for n in counts:
       out = os.path.join(tmp, f"{n}.json")
-      cmd = [sys.executable, os.path.join(REPO, "launch", "benchmark.py"), "--parts=training,search",
-             f"--batch_sizes={','.join(FLAGS.batch_sizes)}", f"--epochs={FLAGS.epochs}",
-             f"--search_methods={','.join(FLAGS.search_methods)}", f"--search_seeds={','.join(FLAGS.search_seeds)}",
-             f"--search_queries={FLAGS.search_queries}", f"--out={out}"]
+      cmd = [
+        sys.executable,
+        os.path.join(REPO, "launch", "benchmark.py"),
+        "--parts=training,search",
+        f"--batch_sizes={','.join(FLAGS.batch_sizes)}",
+        f"--epochs={FLAGS.epochs}",
+        f"--search_methods={','.join(FLAGS.search_methods)}",
+        f"--search_seeds={','.join(FLAGS.search_seeds)}",
+        f"--search_queries={FLAGS.search_queries}",
+        f"--out={out}",
+      ]
       cmd += [f"--cpu_devices={n}"] if FLAGS.cpu else [f"--num_devices={n}"]
       print(f"== {n} device(s): {' '.join(cmd[1:])}", flush=True)
       t0 = time.perf_counter()
@@ -66,8 +75,13 @@ def main(argv):
       runs[n]["wall_s"] = time.perf_counter() - t0
   first = runs[counts[0]]
   backend = first["machine"]["backend"]
-  training = {b: {str(n): next(r for r in runs[n]["training"] if r["batch_size"] == int(b))["graphs_per_s"]
-                  for n in counts} for b in FLAGS.batch_sizes}
+  training = {
+    b: {
+      str(n): next(r for r in runs[n]["training"] if r["batch_size"] == int(b))["graphs_per_s"]
+      for n in counts
+    }
+    for b in FLAGS.batch_sizes
+  }
   search = {}
   for n in counts:
     for r in (runs[n].get("search") or {}).get("rows", []):
@@ -88,10 +102,17 @@ def main(argv):
   header = "| | " + " | ".join(f"{n} dev" for n in counts) + " |"
   lines = ["", header, "|---" * (len(counts) + 1) + "|"]
   for b, row in training.items():
-    lines.append(f"| training graphs/s, batch {b} | " + " | ".join(f"{row[str(n)]:,.0f}" for n in counts) + " |")
+    lines.append(
+      f"| training graphs/s, batch {b} | "
+      + " | ".join(f"{row[str(n)]:,.0f}" for n in counts)
+      + " |"
+    )
   for k, row in search.items():
-    lines.append(f"| {k} seed-queries/s | " + " | ".join(f"{row.get(str(n), float('nan')):,.0f}" for n in counts)
-                 + " |")
+    lines.append(
+      f"| {k} seed-queries/s | "
+      + " | ".join(f"{row.get(str(n), float('nan')):,.0f}" for n in counts)
+      + " |"
+    )
   print("\n".join(lines))
   out = FLAGS.out or os.path.join(REPO, "results", "benchmarks", f"scaling-{backend}.json")
   fileio.atomic_write_json(out, result)

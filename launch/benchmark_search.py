@@ -34,13 +34,21 @@ from arch2vec_jax.search import blr, dngo, experiment, runner
 from arch2vec_jax.search import env as env_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("benchmark", "../shared/data/nb201_accuracies.csv", "NB201 source (CSV, .npz, .pth ...).")
+flags.DEFINE_string(
+  "benchmark", "../shared/data/nb201_accuracies.csv", "NB201 source (CSV, .npz, .pth ...)."
+)
 flags.DEFINE_string("dataset", "cifar10", "NB201 dataset.")
-flags.DEFINE_string("embeddings", "workdir/nb201/embeddings.npz", "embeddings.npz from launch/pretrain.py.")
+flags.DEFINE_string(
+  "embeddings", "workdir/nb201/embeddings.npz", "embeddings.npz from launch/pretrain.py."
+)
 flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of methods (rl, bo, rs, re, gd).")
-flags.DEFINE_integer("seeds", 500, "Seeds in the batched call (and in the loop, unless it is cut short).")
+flags.DEFINE_integer(
+  "seeds", 500, "Seeds in the batched call (and in the loop, unless it is cut short)."
+)
 flags.DEFINE_integer("budget", 100, "Queries per search.")
-flags.DEFINE_float("max_loop_s", 120.0, "Stop a Python loop over seeds after this many seconds and extrapolate.")
+flags.DEFINE_float(
+  "max_loop_s", 120.0, "Stop a Python loop over seeds after this many seconds and extrapolate."
+)
 flags.DEFINE_bool("bo_parts", True, "Also time the parts of one BO iteration.")
 cli.define_device_flags()  # --cpu_devices N: the seeds sharded over the CPU split into N devices
 flags.DEFINE_string("out", None, "Output JSON (default results/benchmarks/search-<backend>.json).")
@@ -55,8 +63,13 @@ def _calibration() -> dict:
     np.sort(data)
     times.append(time.perf_counter() - t0)
   best, mean = min(times), float(np.mean(times))
-  return {"workload": "np.sort of 200,000 float64", "best_ms": 1e3 * best, "median_ms": 1e3 * float(np.median(times)),
-          "mean_ms": 1e3 * mean, "slowdown": mean / best}
+  return {
+    "workload": "np.sort of 200,000 float64",
+    "best_ms": 1e3 * best,
+    "median_ms": 1e3 * float(np.median(times)),
+    "mean_ms": 1e3 * mean,
+    "slowdown": mean / best,
+  }
 
 
 def _loop(run, keys, max_s):
@@ -86,7 +99,9 @@ def _best_of(fn, args_list, reps=3):
   return best
 
 
-def bo_parts(env: env_lib.SearchEnv, config: dngo.BOConfig, budget: int, sizes=(16, 58, 99)) -> dict:
+def bo_parts(
+  env: env_lib.SearchEnv, config: dngo.BOConfig, budget: int, sizes=(16, 58, 99)
+) -> dict:
   """Seconds per call of the parts of one BO iteration (one seed) with n queried cells, and the implied seed time.
 
   Parts: the network fit (`fit_mlp`, 100 epochs of floor(n / 10) Adam steps),
@@ -101,11 +116,16 @@ def bo_parts(env: env_lib.SearchEnv, config: dngo.BOConfig, budget: int, sizes=(
   pad = -(-n_cells // chunk) * chunk - n_cells
   chunks = jnp.pad(env.embeddings, ((0, pad), (0, 0))).reshape(-1, chunk, dim)
   net = dngo.init_mlp(jax.random.PRNGKey(0), dim, config.hidden_dim)
-  fit_mlp = jax.jit(lambda k, x, y, m, n: dngo.fit_mlp(k, net, x, y, m, n, config.num_epochs, config.batch_size,
-                                                       config.learning_rate))
+  fit_mlp = jax.jit(
+    lambda k, x, y, m, n: dngo.fit_mlp(
+      k, net, x, y, m, n, config.num_epochs, config.batch_size, config.learning_rate
+    )
+  )
   fit_blr = jax.jit(lambda phi, y, m: blr.fit(phi, y, m))
   surrogate = jax.jit(lambda k, x, y, m, n: dngo.fit_surrogate(k, config, x, y, m, n, net)[0])
-  acquire = jax.jit(lambda s, v, b: dngo.acquire(s, env.embeddings, v, b, config.top_k, config, chunks))
+  acquire = jax.jit(
+    lambda s, v, b: dngo.acquire(s, env.embeddings, v, b, config.top_k, config, chunks)
+  )
   out = {}
   for n in sizes:
     cases = []
@@ -121,7 +141,9 @@ def bo_parts(env: env_lib.SearchEnv, config: dngo.BOConfig, budget: int, sizes=(
       "fit_mlp_s": _best_of(fit_mlp, [c[:5] for c in cases]),
       "blr_fit_s": _best_of(fit_blr, [(p, c[2], c[3]) for p, c in zip(phis, cases)]),
       "acquire_s": _best_of(acquire, [(s, c[5], jnp.max(c[2])) for s, c in zip(surs, cases)]),
-      "adam_steps": config.num_epochs * max(n // max(config.batch_size, 1), 1) if config.batch_size else config.num_epochs,
+      "adam_steps": config.num_epochs * max(n // max(config.batch_size, 1), 1)
+      if config.batch_size
+      else config.num_epochs,
     }
   # Per seed: every iteration's n from num_init to budget - 1, parts interpolated in n.
   ns = np.arange(config.num_init, budget, config.top_k)
@@ -129,8 +151,12 @@ def bo_parts(env: env_lib.SearchEnv, config: dngo.BOConfig, budget: int, sizes=(
   for part in ("fit_mlp_s", "blr_fit_s", "acquire_s"):
     per_seed[part] = float(np.interp(ns, sizes, [out[str(n)][part] for n in sizes]).sum())
   per_seed["total_s"] = sum(per_seed.values())
-  return {"per_call": out, "per_seed_estimate": per_seed, "iterations": len(ns),
-          "note": "min over 3 passes of 4 fresh inputs each; single seed, one call per part"}
+  return {
+    "per_call": out,
+    "per_seed_estimate": per_seed,
+    "iterations": len(ns),
+    "note": "min over 3 passes of 4 fresh inputs each; single seed, one call per part",
+  }
 
 
 def main(argv):
@@ -139,7 +165,9 @@ def main(argv):
   try:
     cli.setup_devices()
     methods = experiment.parse_methods(FLAGS.method)
-    problem = experiment.load_problem("nb201", FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods)
+    problem = experiment.load_problem(
+      "nb201", FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods
+    )
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
   budget = env_lib.Budget(FLAGS.budget)
@@ -157,8 +185,10 @@ def main(argv):
     "methods": {},
   }
   peak = result["matmul_rates"]["peak_gflops"]
-  print(f"backend {result['machine']['backend']} ({dev.device_kind}, {jax.device_count()} devices), "
-        f"NB201 {problem.dataset}, {FLAGS.seeds} seeds x {FLAGS.budget} queries; load average {result['load_average_at_start']}")
+  print(
+    f"backend {result['machine']['backend']} ({dev.device_kind}, {jax.device_count()} devices), "
+    f"NB201 {problem.dataset}, {FLAGS.seeds} seeds x {FLAGS.budget} queries; load average {result['load_average_at_start']}"
+  )
   keys = jax.random.split(jax.random.PRNGKey(0), FLAGS.seeds)
   for m in methods:
     config = runner.default_config(m, "nb201")
@@ -169,14 +199,21 @@ def main(argv):
     batched_s = time.perf_counter() - t0
     batched = jax.tree.map(lambda a: np.asarray(a)[:num], batched)
     loop_compile_s, loop_s, done, looped = _loop(run, keys, FLAGS.max_loop_s)
-    same = all(np.allclose(np.asarray(a)[:done], b, rtol=1e-5, atol=1e-6, equal_nan=True)
-               for a, b in zip(batched, looped))
+    same = all(
+      np.allclose(np.asarray(a)[:done], b, rtol=1e-5, atol=1e-6, equal_nan=True)
+      for a, b in zip(batched, looped)
+    )
     row = {
       "compile_s": compiled.compile_s,
       "batched_s": batched_s,
       "batched_per_seed_ms": 1e3 * batched_s / FLAGS.seeds,
-      "loop": {"compile_s": loop_compile_s, "seeds_run": done, "seconds": loop_s,
-               "seconds_for_all_seeds": loop_s * FLAGS.seeds / done, "extrapolated": done < FLAGS.seeds},
+      "loop": {
+        "compile_s": loop_compile_s,
+        "seeds_run": done,
+        "seconds": loop_s,
+        "seconds_for_all_seeds": loop_s * FLAGS.seeds / done,
+        "extrapolated": done < FLAGS.seeds,
+      },
       "speedup_batched_vs_loop": loop_s * FLAGS.seeds / done / batched_s,
       "loop_equals_batched": bool(same),
       "final_test_mean": float(100 * batched.best_test[:, -1].mean()),
@@ -186,14 +223,20 @@ def main(argv):
       row["flops_per_seed"] = dngo.flops_per_seed(config, problem.env, budget)
       row["batched_rate"] = perf.rate(row["flops_per_seed"]["total"] * FLAGS.seeds, batched_s, peak)
       row["floor_s"] = row["flops_per_seed"]["total"] * FLAGS.seeds / (peak * 1e9)
-      print(f"  bo: {row['flops_per_seed']['total'] / 1e9:.1f} GFLOP per seed; {row['batched_rate']['gflops']:.1f} "
-            f"GFLOP/s = {100 * row['batched_rate']['fraction_of_peak']:.0f}% of the {peak:.1f} GFLOP/s GEMM; "
-            f"floor {row['floor_s']:.0f}s", flush=True)
+      print(
+        f"  bo: {row['flops_per_seed']['total'] / 1e9:.1f} GFLOP per seed; {row['batched_rate']['gflops']:.1f} "
+        f"GFLOP/s = {100 * row['batched_rate']['fraction_of_peak']:.0f}% of the {peak:.1f} GFLOP/s GEMM; "
+        f"floor {row['floor_s']:.0f}s",
+        flush=True,
+      )
     result["methods"][m] = row
     loop_note = f" ({done} seeds run, extrapolated)" if done < FLAGS.seeds else ""
-    print(f"  {m}: compile {row['compile_s']:.1f}s, {FLAGS.seeds} seeds in one call {batched_s:.2f}s, Python loop "
-          f"{row['loop']['seconds_for_all_seeds']:.2f}s{loop_note} (compile {loop_compile_s:.1f}s); "
-          f"loop == batched: {same}; load {row['load_average'][0]:.2f}", flush=True)
+    print(
+      f"  {m}: compile {row['compile_s']:.1f}s, {FLAGS.seeds} seeds in one call {batched_s:.2f}s, Python loop "
+      f"{row['loop']['seconds_for_all_seeds']:.2f}s{loop_note} (compile {loop_compile_s:.1f}s); "
+      f"loop == batched: {same}; load {row['load_average'][0]:.2f}",
+      flush=True,
+    )
     if m == "bo" and FLAGS.bo_parts:
       result["bo_parts"] = bo_parts(problem.env, config, FLAGS.budget)
       est = result["bo_parts"]["per_seed_estimate"]
@@ -202,8 +245,10 @@ def main(argv):
   result["calibration_end"] = _calibration()
   out = FLAGS.out or os.path.join("results", "benchmarks", f"search-{jax.default_backend()}.json")
   fileio.atomic_write_json(out, result)
-  print(f"calibration slowdown start {result['calibration_start']['slowdown']:.1f}, end "
-        f"{result['calibration_end']['slowdown']:.1f}; wrote {out}")
+  print(
+    f"calibration slowdown start {result['calibration_start']['slowdown']:.1f}, end "
+    f"{result['calibration_end']['slowdown']:.1f}; wrote {out}"
+  )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ detects the cluster); process 0 writes the files.
       --num_processes 2 --process_id 0 --batch_size 64 --workdir /shared/nb201   # and --process_id 1 on the other
 """
 
-
 from absl import app, flags
 
 from arch2vec_jax import cli
@@ -47,41 +46,76 @@ from arch2vec_jax import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("space", "nb201", list(train.SPACES), "Search space.")
-flags.DEFINE_string("workdir", None, "Output folder (metrics.json, embeddings.npz, checkpoints/).", required=True)
+flags.DEFINE_string(
+  "workdir", None, "Output folder (metrics.json, embeddings.npz, checkpoints/).", required=True
+)
 flags.DEFINE_integer("epochs", None, "Epochs (default: NB101 8, NB201 10, DARTS 10).")
 flags.DEFINE_integer("batch_size", 32, "Cells per step.")
 flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
 flags.DEFINE_float("clip_norm", 5.0, "Global-norm gradient clip.")
 flags.DEFINE_integer("seed", 0, "Seed (initialisation, shuffling, noise, dropout, prior samples).")
-flags.DEFINE_list("seeds", None, "Several runs, one per seed (e.g. 0,1,2,3,4), each in --workdir/seed_<s>; "
-                  "--workdir/seeds.json gets their mean, std, min and max. Overrides --seed.")
-flags.DEFINE_float("train_fraction", 0.9, "The first this fraction of cells trains, the rest is held out.")
-flags.DEFINE_bool("release_eval_mode", True,
-                  "Eval mode (frozen BatchNorm, no dropout, z = mu) from epoch 1 on, as the public release "
-                  "(default: it reproduces the paper robustly); --norelease_eval_mode: training mode every "
-                  "epoch, the method as described.")
-flags.DEFINE_bool("shuffle_once", False,
-                  "Visit the training cells in one fixed random order every epoch (the release); "
-                  "default: a new permutation per epoch.")
-flags.DEFINE_bool("bn_include_padding", False,
-                  "BatchNorm statistics over padding node slots too (the release); default: real nodes only.")
-flags.DEFINE_bool("embed_include_padding", False,
-                  "Embeddings averaged over all node slots (the release); default: over real nodes only.")
-flags.DEFINE_integer("num_prior_samples", 10_000, "Prior samples decoded for validity and uniqueness.")
-flags.DEFINE_integer("num_cells", None, "DARTS: cells to sample (default 600,000). NB101/NB201: use the first N.")
+flags.DEFINE_list(
+  "seeds",
+  None,
+  "Several runs, one per seed (e.g. 0,1,2,3,4), each in --workdir/seed_<s>; "
+  "--workdir/seeds.json gets their mean, std, min and max. Overrides --seed.",
+)
+flags.DEFINE_float(
+  "train_fraction", 0.9, "The first this fraction of cells trains, the rest is held out."
+)
+flags.DEFINE_bool(
+  "release_eval_mode",
+  True,
+  "Eval mode (frozen BatchNorm, no dropout, z = mu) from epoch 1 on, as the public release "
+  "(default: it reproduces the paper robustly); --norelease_eval_mode: training mode every "
+  "epoch, the method as described.",
+)
+flags.DEFINE_bool(
+  "shuffle_once",
+  False,
+  "Visit the training cells in one fixed random order every epoch (the release); "
+  "default: a new permutation per epoch.",
+)
+flags.DEFINE_bool(
+  "bn_include_padding",
+  False,
+  "BatchNorm statistics over padding node slots too (the release); default: real nodes only.",
+)
+flags.DEFINE_bool(
+  "embed_include_padding",
+  False,
+  "Embeddings averaged over all node slots (the release); default: over real nodes only.",
+)
+flags.DEFINE_integer(
+  "num_prior_samples", 10_000, "Prior samples decoded for validity and uniqueness."
+)
+flags.DEFINE_integer(
+  "num_cells", None, "DARTS: cells to sample (default 600,000). NB101/NB201: use the first N."
+)
 flags.DEFINE_integer("darts_seed", 0, "DARTS sampling seed.")
 flags.DEFINE_integer("hidden", 128, "GIN hidden width.")
 flags.DEFINE_integer("latent", 16, "Latent dimension per node.")
 flags.DEFINE_integer("layers", 4, "GIN layers.")
 flags.DEFINE_float("dropout", 0.3, "Decoder dropout on z.")
-flags.DEFINE_enum("aggregation", "dense", list(model_lib.AGGREGATIONS),
-                  "Neighbour sum: dense batched A @ X (fast on CPU) or Jraph segment_sum.")
+flags.DEFINE_enum(
+  "aggregation",
+  "dense",
+  list(model_lib.AGGREGATIONS),
+  "Neighbour sum: dense batched A @ X (fast on CPU) or Jraph segment_sum.",
+)
 flags.DEFINE_integer("keep_checkpoints", 3, "Newest checkpoints kept.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --workdir/checkpoints.")
-flags.DEFINE_bool("overwrite", False, "Replace the run that --workdir holds (without it, or --resume, a used "
-                  "--workdir is an error).")
-flags.DEFINE_integer("num_devices", None, "Data parallelism: split each step's global batch over this many devices "
-                     "(default: every device JAX sees, over all processes; the batch size must be a multiple).")
+flags.DEFINE_bool(
+  "overwrite",
+  False,
+  "Replace the run that --workdir holds (without it, or --resume, a used --workdir is an error).",
+)
+flags.DEFINE_integer(
+  "num_devices",
+  None,
+  "Data parallelism: split each step's global batch over this many devices "
+  "(default: every device JAX sees, over all processes; the batch size must be a multiple).",
+)
 cli.define_device_flags()
 
 
@@ -130,10 +164,13 @@ def main(argv):
       seeds = [int(s) for s in FLAGS.seeds]
     except ValueError as e:
       raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from e
-    train.pretrain_seeds(config, seeds, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite,
-                         command=command)
+    train.pretrain_seeds(
+      config, seeds, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite, command=command
+    )
   else:
-    train.pretrain(config, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite, command=command)
+    train.pretrain(
+      config, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite, command=command
+    )
 
 
 if __name__ == "__main__":

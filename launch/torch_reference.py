@@ -39,12 +39,20 @@ def define_flags() -> None:
   """The launcher's flags (defined only when run as a script, so that tests can import the model)."""
   flags.DEFINE_enum("space", "darts", ["nb101", "nb201", "darts"], "Search space.")
   flags.DEFINE_integer("epochs", None, "Epochs (default: the space's, as launch/pretrain.py).")
-  flags.DEFINE_integer("num_cells", None, "DARTS: cells to sample (600,000); NB101/NB201: the first N.")
-  flags.DEFINE_integer("seed", 0, "torch / numpy seed (init, permutation, noise, dropout, prior samples).")
-  flags.DEFINE_boolean("release_eval_mode", True, "Eval mode from the end of epoch 0 on (the release).")
+  flags.DEFINE_integer(
+    "num_cells", None, "DARTS: cells to sample (600,000); NB101/NB201: the first N."
+  )
+  flags.DEFINE_integer(
+    "seed", 0, "torch / numpy seed (init, permutation, noise, dropout, prior samples)."
+  )
+  flags.DEFINE_boolean(
+    "release_eval_mode", True, "Eval mode from the end of epoch 0 on (the release)."
+  )
   flags.DEFINE_float("dropout", 0.3, "Dropout on z before the decoder (training only).")
   flags.DEFINE_integer("batch_size", 32, "Cells per step.")
-  flags.DEFINE_integer("num_prior_samples", 10_000, "Prior latents decoded for validity / uniqueness.")
+  flags.DEFINE_integer(
+    "num_prior_samples", 10_000, "Prior latents decoded for validity / uniqueness."
+  )
   flags.DEFINE_integer("threads", 0, "torch threads (0: torch's default).")
   flags.DEFINE_string("out", None, "JSON to write (atomic).")
 
@@ -54,7 +62,11 @@ class GINMLP(nn.Module):
 
   def __init__(self, d_in: int, hidden: int):
     super().__init__()
-    self.linear_0, self.bn, self.linear_1 = nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.Linear(hidden, hidden)
+    self.linear_0, self.bn, self.linear_1 = (
+      nn.Linear(d_in, hidden),
+      nn.BatchNorm1d(hidden),
+      nn.Linear(hidden, hidden),
+    )
 
   def forward(self, x):
     return self.linear_1(F.relu(self.bn(self.linear_0(x))))
@@ -63,7 +75,9 @@ class GINMLP(nn.Module):
 class Arch2VecTorch(nn.Module):
   """GIN encoder (4 layers, hidden 128) -> per-node mu, log sigma (16) -> ops / inner-product decoders."""
 
-  def __init__(self, d_in: int, hidden: int = 128, latent: int = 16, layers: int = 4, dropout: float = 0.3):
+  def __init__(
+    self, d_in: int, hidden: int = 128, latent: int = 16, layers: int = 4, dropout: float = 0.3
+  ):
     super().__init__()
     self.eps = nn.Parameter(torch.zeros(layers))
     self.mlps = nn.ModuleList([GINMLP(d_in if l == 0 else hidden, hidden) for l in range(layers)])
@@ -102,7 +116,11 @@ def loss_fn(ops_p, adj_p, mu, log_sigma, ops, adj):
   """BCE(ops) + BCE(strict-upper adjacency, mean over n*n) + the release's KL (effective weight 1/(B n))."""
   b, n, _ = ops.shape
   loss = F.binary_cross_entropy(ops_p, ops) + F.binary_cross_entropy(adj_p.triu(1), adj.triu(1))
-  kl = -0.5 / (b * n) * torch.mean(torch.sum(1 + 2 * log_sigma - mu.pow(2) - log_sigma.exp().pow(2), -1))
+  kl = (
+    -0.5
+    / (b * n)
+    * torch.mean(torch.sum(1 + 2 * log_sigma - mu.pow(2) - log_sigma.exp().pow(2), -1))
+  )
   return loss + kl
 
 
@@ -117,8 +135,13 @@ def _reconstruction(model, adj, ops, chunk=4096):
     for s in range(0, len(ops), chunk):
       o, a = ops[s : s + chunk], adj[s : s + chunk]
       ops_p, adj_p, _, _ = model(o, symmetrize(a))
-      counts = metrics.reconstruction_counts(ops_p.numpy(), torch.logit(adj_p.double()).numpy(), o.numpy(),
-                                             a.numpy(), n_node[s : s + chunk])
+      counts = metrics.reconstruction_counts(
+        ops_p.numpy(),
+        torch.logit(adj_p.double()).numpy(),
+        o.numpy(),
+        a.numpy(),
+        n_node[s : s + chunk],
+      )
       total = counts if total is None else type(counts)(*(x + y for x, y in zip(total, counts)))
   return metrics.reconstruction_accuracy(total, ops.shape[1])
 
@@ -131,17 +154,25 @@ def main(argv):
   np.random.seed(FLAGS.seed)
   config = train.TrainConfig(space=FLAGS.space, num_cells=FLAGS.num_cells, epochs=FLAGS.epochs)
   space, adj_all, ops_all = train.load_cells(config)
-  (tr_adj, tr_ops, _), (va_adj, va_ops, _) = train.split_cells(adj_all, ops_all, config.train_fraction)
+  (tr_adj, tr_ops, _), (va_adj, va_ops, _) = train.split_cells(
+    adj_all, ops_all, config.train_fraction
+  )
   perm = torch.randperm(len(tr_ops))  # once, as the release
   tr_adj = torch.tensor(tr_adj, dtype=torch.float32)[perm]
   tr_ops = torch.tensor(tr_ops, dtype=torch.float32)[perm]
-  va_adj, va_ops = torch.tensor(va_adj, dtype=torch.float32), torch.tensor(va_ops, dtype=torch.float32)
+  va_adj, va_ops = (
+    torch.tensor(va_adj, dtype=torch.float32),
+    torch.tensor(va_ops, dtype=torch.float32),
+  )
   num_train, n, d = tr_ops.shape
   model = Arch2VecTorch(d, dropout=FLAGS.dropout)
   opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-  print(f"torch {torch.__version__} ({torch.get_num_threads()} threads): {FLAGS.space}, {len(ops_all):,} cells, "
-        f"{num_train:,} train; {config.num_epochs} epochs, batch {FLAGS.batch_size}, "
-        f"release eval mode {FLAGS.release_eval_mode}", flush=True)
+  print(
+    f"torch {torch.__version__} ({torch.get_num_threads()} threads): {FLAGS.space}, {len(ops_all):,} cells, "
+    f"{num_train:,} train; {config.num_epochs} epochs, batch {FLAGS.batch_size}, "
+    f"release eval mode {FLAGS.release_eval_mode}",
+    flush=True,
+  )
   history = []
   t_start = time.perf_counter()
   for epoch in range(config.num_epochs):
@@ -166,30 +197,54 @@ def main(argv):
       ops_p, adj_p = model.decode(z)
       dec_ops = F.one_hot(ops_p.argmax(-1), d).to(torch.int8).numpy()
       dec_adj = ((adj_p > 0.5).triu(1)).to(torch.int8).numpy()
-    record = {"epoch": epoch, "loss": float(np.mean(losses)), **_reconstruction(model, va_adj, va_ops),
-              **metrics.validity_uniqueness(space, dec_adj, dec_ops), "train_s": train_s}
+    record = {
+      "epoch": epoch,
+      "loss": float(np.mean(losses)),
+      **_reconstruction(model, va_adj, va_ops),
+      **metrics.validity_uniqueness(space, dec_adj, dec_ops),
+      "train_s": train_s,
+    }
     if not FLAGS.release_eval_mode:  # the release never returns to train mode
       model.train()
     history.append(record)
     parts = " ".join(f"{k} {100 * v:.1f}" for k, v in record.get("validity_parts", {}).items())
-    print(f"epoch {epoch:3d} | loss {record['loss']:.5f} | recon ops {100 * record['ops_acc_release']:.2f} "
-          f"adj {100 * record['adj_acc']:.2f} exact {100 * record['exact_acc']:.2f} | valid "
-          f"{100 * record['validity']:.2f}" + (f" [{parts}]" if parts else "")
-          + f" unique {100 * record['uniqueness']:.2f} | {num_train / train_s:,.0f} graphs/s", flush=True)
+    print(
+      f"epoch {epoch:3d} | loss {record['loss']:.5f} | recon ops {100 * record['ops_acc_release']:.2f} "
+      f"adj {100 * record['adj_acc']:.2f} exact {100 * record['exact_acc']:.2f} | valid "
+      f"{100 * record['validity']:.2f}"
+      + (f" [{parts}]" if parts else "")
+      + f" unique {100 * record['uniqueness']:.2f} | {num_train / train_s:,.0f} graphs/s",
+      flush=True,
+    )
   total_s = time.perf_counter() - t_start
   final = history[-1]
-  print(f"final: ops {100 * final['ops_acc_release']:.2f}% adj {100 * final['adj_acc']:.2f}% "
-        f"validity {100 * final['validity']:.2f}% uniqueness {100 * final['uniqueness']:.2f}% | {total_s:.0f}s")
+  print(
+    f"final: ops {100 * final['ops_acc_release']:.2f}% adj {100 * final['adj_acc']:.2f}% "
+    f"validity {100 * final['validity']:.2f}% uniqueness {100 * final['uniqueness']:.2f}% | {total_s:.0f}s"
+  )
   if FLAGS.out:
-    fileio.atomic_write_json(FLAGS.out, {
-      "command": cli.command_line("launch/torch_reference.py"),
-      "device": {**cli.machine_info(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-      "config": {"space": FLAGS.space, "num_cells": len(ops_all), "epochs": config.num_epochs, "seed": FLAGS.seed,
-                 "release_eval_mode": FLAGS.release_eval_mode, "dropout": FLAGS.dropout,
-                 "batch_size": FLAGS.batch_size},
-      "epochs": history,
-      "total_s": total_s,
-    })
+    fileio.atomic_write_json(
+      FLAGS.out,
+      {
+        "command": cli.command_line("launch/torch_reference.py"),
+        "device": {
+          **cli.machine_info(),
+          "torch": torch.__version__,
+          "torch_threads": torch.get_num_threads(),
+        },
+        "config": {
+          "space": FLAGS.space,
+          "num_cells": len(ops_all),
+          "epochs": config.num_epochs,
+          "seed": FLAGS.seed,
+          "release_eval_mode": FLAGS.release_eval_mode,
+          "dropout": FLAGS.dropout,
+          "batch_size": FLAGS.batch_size,
+        },
+        "epochs": history,
+        "total_s": total_s,
+      },
+    )
 
 
 if __name__ == "__main__":

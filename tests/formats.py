@@ -84,7 +84,12 @@ def masked_crc32c_reference(data: bytes) -> int:
 def tfrecord_frame(data: bytes) -> bytes:
   """One TFRecord frame: length, masked CRC of length, data, masked CRC of data."""
   length = struct.pack("<Q", len(data))
-  return length + struct.pack("<I", masked_crc32c_reference(length)) + data + struct.pack("<I", masked_crc32c_reference(data))
+  return (
+    length
+    + struct.pack("<I", masked_crc32c_reference(length))
+    + data
+    + struct.pack("<I", masked_crc32c_reference(data))
+  )
 
 
 def write_tfrecord(path: str | os.PathLike, payloads: Iterable[bytes]) -> list[int]:
@@ -114,12 +119,17 @@ def _double(field: int, v: float) -> bytes:
   return _varint(field << 3 | 1) + struct.pack("<d", v)
 
 
-def encode_model_metrics(evaluation_data: Sequence[dict[str, Any]], trainable_parameters: int, total_time: float) -> bytes:
+def encode_model_metrics(
+  evaluation_data: Sequence[dict[str, Any]], trainable_parameters: int, total_time: float
+) -> bytes:
   """Serialises a nasbench `ModelMetrics` (proto2) the way protobuf does."""
   out = bytearray()
   for e in evaluation_data:
     sub = bytearray()
-    for field, name in enumerate(("current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy"), 1):
+    for field, name in enumerate(
+      ("current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy"),
+      1,
+    ):
       if name in e:
         sub += _double(field, float(e[name]))
     if "checkpoint_path" in e:
@@ -131,29 +141,59 @@ def encode_model_metrics(evaluation_data: Sequence[dict[str, Any]], trainable_pa
   return bytes(out)
 
 
-def nb101_record(module_hash: str, epochs: int, matrix: np.ndarray, ops: Sequence[str], metrics: bytes) -> bytes:
+def nb101_record(
+  module_hash: str, epochs: int, matrix: np.ndarray, ops: Sequence[str], metrics: bytes
+) -> bytes:
   """The JSON payload of one NAS-Bench-101 record."""
   raw_adjacency = "".join(str(int(x)) for x in np.asarray(matrix).reshape(-1))
-  row = [module_hash, int(epochs), raw_adjacency, ",".join(ops), base64.b64encode(metrics).decode("ascii")]
+  row = [
+    module_hash,
+    int(epochs),
+    raw_adjacency,
+    ",".join(ops),
+    base64.b64encode(metrics).decode("ascii"),
+  ]
   return json.dumps(row).encode("utf-8")
 
 
-def nb101_run_metrics(epochs: int, valid: float, test: float, train_time: float, params: int, seed: int = 0) -> bytes:
+def nb101_run_metrics(
+  epochs: int, valid: float, test: float, train_time: float, params: int, seed: int = 0
+) -> bytes:
   """A realistic ModelMetrics: evaluations at epoch 0, epochs/2 and epochs (final)."""
   rng = np.random.default_rng(seed)
   evals = [
-    dict(current_epoch=0.0, training_time=0.0, train_accuracy=0.1, validation_accuracy=0.1, test_accuracy=0.1),
-    dict(current_epoch=epochs / 2, training_time=train_time / 2, train_accuracy=float(rng.uniform(0.5, 0.9)),
-         validation_accuracy=valid * 0.9, test_accuracy=test * 0.9),
-    dict(current_epoch=float(epochs), training_time=train_time, train_accuracy=1.0, validation_accuracy=valid,
-         test_accuracy=test),
+    dict(
+      current_epoch=0.0,
+      training_time=0.0,
+      train_accuracy=0.1,
+      validation_accuracy=0.1,
+      test_accuracy=0.1,
+    ),
+    dict(
+      current_epoch=epochs / 2,
+      training_time=train_time / 2,
+      train_accuracy=float(rng.uniform(0.5, 0.9)),
+      validation_accuracy=valid * 0.9,
+      test_accuracy=test * 0.9,
+    ),
+    dict(
+      current_epoch=float(epochs),
+      training_time=train_time,
+      train_accuracy=1.0,
+      validation_accuracy=valid,
+      test_accuracy=test,
+    ),
   ]
   return encode_model_metrics(evals, params, train_time * 1.1)
 
 
-def write_nb101_tfrecord(path: str | os.PathLike, cells: Sequence[dict[str, Any]], epochs: Sequence[int] = (108,),
-                         runs: int = 3, edit: Callable[[int, int, int, dict[str, float]], dict[str, float] | None]
-                         | None = None) -> tuple[list[int], dict[str, dict[str, float]]]:
+def write_nb101_tfrecord(
+  path: str | os.PathLike,
+  cells: Sequence[dict[str, Any]],
+  epochs: Sequence[int] = (108,),
+  runs: int = 3,
+  edit: Callable[[int, int, int, dict[str, float]], dict[str, float] | None] | None = None,
+) -> tuple[list[int], dict[str, dict[str, float]]]:
   """Writes a small NAS-Bench-101 file; each cell gets `runs` records per budget.
 
   Args:
@@ -178,13 +218,18 @@ def write_nb101_tfrecord(path: str | os.PathLike, cells: Sequence[dict[str, Any]
     for c, cell in enumerate(cells):
       for k in range(runs):
         d = k - (runs - 1) / 2
-        values = {"valid": cell["valid"] * scale + d * 0.002, "test": cell["valid"] * scale - 0.01 + d * 0.001,
-                  "time": cell["time"] * scale * (1 + d * 0.01)}
+        values = {
+          "valid": cell["valid"] * scale + d * 0.002,
+          "test": cell["valid"] * scale - 0.01 + d * 0.001,
+          "time": cell["time"] * scale * (1 + d * 0.01),
+        }
         if edit is not None:
           values = edit(c, k, ep, dict(values))
           if values is None:
             continue
-        metrics = nb101_run_metrics(ep, values["valid"], values["test"], values["time"], cell["params"], seed=k)
+        metrics = nb101_run_metrics(
+          ep, values["valid"], values["test"], values["time"], cell["params"], seed=k
+        )
         payloads.append(nb101_record(cell["hash"], ep, cell["matrix"], cell["ops"], metrics))
       expected.setdefault(cell["hash"], {})[f"valid@{ep}"] = cell["valid"] * scale
       expected[cell["hash"]][f"test@{ep}"] = cell["valid"] * scale - 0.01
@@ -198,8 +243,15 @@ def write_nb101_tfrecord(path: str | os.PathLike, cells: Sequence[dict[str, Any]
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
-_ELEMENT = {"FloatStorage": ("<f4", 4), "DoubleStorage": ("<f8", 8), "LongStorage": ("<i8", 8), "IntStorage": ("<i4", 4),
-            "HalfStorage": ("<f2", 2), "ByteStorage": ("u1", 1), "BoolStorage": ("?", 1)}
+_ELEMENT = {
+  "FloatStorage": ("<f4", 4),
+  "DoubleStorage": ("<f8", 8),
+  "LongStorage": ("<i8", 8),
+  "IntStorage": ("<i4", 4),
+  "HalfStorage": ("<f2", 2),
+  "ByteStorage": ("u1", 1),
+  "BoolStorage": ("?", 1),
+}
 
 
 class _Global:
@@ -236,8 +288,14 @@ class FakeStorage:
 class FakeTensor:
   """A tensor as torch pickles it: a view (offset, size, stride) of a storage."""
 
-  def __init__(self, storage: FakeStorage, size: Sequence[int], offset: int = 0, stride: Sequence[int] | None = None,
-               requires_grad: bool = False):
+  def __init__(
+    self,
+    storage: FakeStorage,
+    size: Sequence[int],
+    offset: int = 0,
+    stride: Sequence[int] | None = None,
+    requires_grad: bool = False,
+  ):
     self.storage, self.size, self.offset = storage, tuple(int(s) for s in size), int(offset)
     if stride is None:
       stride, acc = [], 1
@@ -254,7 +312,14 @@ class FakeTensor:
 
   def __reduce_ex__(self, protocol):
     # torch.Tensor._reduce_ex_internal for a CPU tensor.
-    args = (self.storage, self.offset, self.size, self.stride, self.requires_grad, collections.OrderedDict())
+    args = (
+      self.storage,
+      self.offset,
+      self.size,
+      self.stride,
+      self.requires_grad,
+      collections.OrderedDict(),
+    )
     return (_Global("torch._utils", "_rebuild_tensor_v2"), args)
 
 
@@ -268,7 +333,9 @@ class _TorchPickler(pickle._Pickler):  # pure-Python pickler: globals written by
     self._ids: dict[int, str] = {}
 
   def save_torch_global(self, obj: _Global):
-    self.write(pickle.GLOBAL + obj.module.encode("utf-8") + b"\n" + obj.name.encode("utf-8") + b"\n")
+    self.write(
+      pickle.GLOBAL + obj.module.encode("utf-8") + b"\n" + obj.name.encode("utf-8") + b"\n"
+    )
     self.memoize(obj)
 
   dispatch[_Global] = save_torch_global
@@ -296,8 +363,11 @@ def write_torch_legacy(path: str | os.PathLike, obj: Any) -> None:
   with open(path, "wb") as f:
     pickle.dump(_MAGIC_NUMBER, f, protocol=2)
     pickle.dump(_PROTOCOL_VERSION, f, protocol=2)
-    sys_info = dict(protocol_version=_PROTOCOL_VERSION, little_endian=sys.byteorder == "little",
-                    type_sizes=dict(short=2, int=4, long=4))
+    sys_info = dict(
+      protocol_version=_PROTOCOL_VERSION,
+      little_endian=sys.byteorder == "little",
+      type_sizes=dict(short=2, int=4, long=4),
+    )
     pickle.dump(sys_info, f, protocol=2)
     _TorchPickler(f, storages, legacy=True).dump(obj)
     keys = sorted(storages)
@@ -340,8 +410,16 @@ def write_torch_zip(path: str | os.PathLike, obj: Any, archive: str = "archive")
 # ----------------------------------------------------------------------------
 
 
-def nb201_run(arch_str: str, dataset: str, seed: int, epochs: int, final: dict[str, float], train_epoch_time: float,
-              eval_epoch_time: float = 1.0, weights: Any = None) -> dict[str, Any]:
+def nb201_run(
+  arch_str: str,
+  dataset: str,
+  seed: int,
+  epochs: int,
+  final: dict[str, float],
+  train_epoch_time: float,
+  eval_epoch_time: float = 1.0,
+  weights: Any = None,
+) -> dict[str, Any]:
   """A `ResultsCount.state_dict()`: one training run of one cell on one dataset.
 
   Args:
@@ -364,7 +442,13 @@ def nb201_run(arch_str: str, dataset: str, seed: int, epochs: int, final: dict[s
     "train_acc5es": {e: 50.0 + 49.0 * e / last for e in range(epochs)},
     "train_losses": {e: 2.0 - 1.5 * e / last for e in range(epochs)},
     "train_times": {e: train_epoch_time for e in range(epochs)},
-    "arch_config": {"name": "infer.tiny", "C": 16, "N": 5, "arch_str": arch_str, "class_num": classes},
+    "arch_config": {
+      "name": "infer.tiny",
+      "C": 16,
+      "N": 5,
+      "arch_str": arch_str,
+      "class_num": classes,
+    },
     "params": 0.8,
     "flop": 100.0,
     "seed": seed,
@@ -377,7 +461,9 @@ def nb201_run(arch_str: str, dataset: str, seed: int, epochs: int, final: dict[s
   }
 
 
-def nb201_results(index: int, arch_str: str, runs: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+def nb201_results(
+  index: int, arch_str: str, runs: dict[tuple[str, int], dict[str, Any]]
+) -> dict[str, Any]:
   """An `ArchResults.state_dict()` holding the given runs."""
   dataset_seed: dict[str, list[int]] = {}
   for ds, seed in runs:
@@ -397,7 +483,9 @@ def write_nats_pbz2(path: str | os.PathLike, obj: Any) -> None:
     pickle.dump(obj, f, protocol=4)
 
 
-def write_nats_archive(folder: str | os.PathLike, meta_archs: list[str], arch2infos: dict[int, dict[str, Any]]) -> None:
+def write_nats_archive(
+  folder: str | os.PathLike, meta_archs: list[str], arch2infos: dict[int, dict[str, Any]]
+) -> None:
   """A NATS-Bench fast-mode folder: meta.pickle.pbz2 and one {index:06d}.pickle.pbz2 per cell."""
   os.makedirs(folder, exist_ok=True)
   write_nats_pbz2(os.path.join(folder, "meta.pickle.pbz2"), {"meta_archs": meta_archs})
@@ -405,8 +493,16 @@ def write_nats_archive(folder: str | os.PathLike, meta_archs: list[str], arch2in
     write_nats_pbz2(os.path.join(folder, f"{index:06d}.pickle.pbz2"), hp2results)
 
 
-def set_nb201_run(obj: dict[str, Any], index: int, hp: str, dataset: str, seed: int, split: str | None = None,
-                  accuracy: float | None = None, train_time: float | None = None) -> str:
+def set_nb201_run(
+  obj: dict[str, Any],
+  index: int,
+  hp: str,
+  dataset: str,
+  seed: int,
+  split: str | None = None,
+  accuracy: float | None = None,
+  train_time: float | None = None,
+) -> str:
   """Puts an (impossible) number into one run of NB201 content, in place.
 
   Args:
@@ -450,7 +546,9 @@ def write_bz2_bomb(path: str | os.PathLike, size: int = 1 << 30, piece: int = 64
   return len(data)
 
 
-def write_csv_lines(src: str | os.PathLike, dst: str | os.PathLike, edit: Callable[[list[str]], list[str]]) -> str:
+def write_csv_lines(
+  src: str | os.PathLike, dst: str | os.PathLike, edit: Callable[[list[str]], list[str]]
+) -> str:
   """Writes `edit(lines of src)` (lines with their newlines; line 1 is the header) to `dst`."""
   with open(src, newline="") as f:
     lines = f.read().splitlines(keepends=True)

@@ -46,8 +46,10 @@ def _max_rel(a, b):
 
 
 def _max_abs(a, b):
-  return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return max(
+    float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
 
 
 def _is_pre_bn_bias(path) -> bool:
@@ -60,7 +62,12 @@ def _is_pre_bn_bias(path) -> bool:
   (and they do not change the training loss).
   """
   keys = [getattr(k, "key", None) for k in path]
-  return len(keys) >= 3 and str(keys[0]).startswith("gin_") and keys[1] in ("mlp_0", "mlp_1") and keys[2] == "bias"
+  return (
+    len(keys) >= 3
+    and str(keys[0]).startswith("gin_")
+    and keys[1] in ("mlp_0", "mlp_1")
+    and keys[2] == "bias"
+  )
 
 
 def _compare_params(a, b):
@@ -76,16 +83,24 @@ def _compare_params(a, b):
 
 def _compare_bn(a, b):
   """{'var_rel', 'mean_abs'} of BatchNorm running statistics (the running means carry the pre-BN biases)."""
-  pick = lambda t, name: [x for p, x in jax.tree_util.tree_leaves_with_path(t)  # noqa: E731
-                          if getattr(p[-1], "key", None) == name]
-  return {"var_rel": _max_rel(pick(a, "var"), pick(b, "var")), "mean_abs": _max_abs(pick(a, "mean"), pick(b, "mean"))}
+  pick = lambda t, name: [
+    x
+    for p, x in jax.tree_util.tree_leaves_with_path(t)  # noqa: E731
+    if getattr(p[-1], "key", None) == name
+  ]
+  return {
+    "var_rel": _max_rel(pick(a, "var"), pick(b, "var")),
+    "mean_abs": _max_abs(pick(a, "mean"), pick(b, "mean")),
+  }
 
 
 def _decisions(model, variables, cells=None, z=None):
   """Decoder logits of held-out cells (eval mode, z = mu) or of latents z: (ops [B, n, d], adj [B, n, n])."""
   if z is None:
     adj, ops = cells
-    out = model.apply(variables, model_lib.cells_to_graphs(adj, ops, model_lib.count_nodes(ops)), train=False)
+    out = model.apply(
+      variables, model_lib.cells_to_graphs(adj, ops, model_lib.count_nodes(ops)), train=False
+    )
     return np.asarray(out["ops_logits"], np.float64), np.asarray(out["adj_logits"], np.float64)
   ops_l, adj_l = model.apply(variables, z, train=False, method=model_lib.Arch2Vec.decode)
   return np.asarray(ops_l, np.float64), np.asarray(adj_l, np.float64)
@@ -117,9 +132,13 @@ def _flips(ref, other, n_node=None, slack=1e-4):
   return {
     "changed": ops_changed.any(-1) | adj_changed.any((-1, -2)),
     "unstable": ops_unstable.any(-1) | adj_unstable.any((-1, -2)),
-    "changed_outside_bound": int((ops_changed & ~ops_unstable).sum() + (adj_changed & ~adj_unstable).sum()),
-    "ops_unstable": int(ops_unstable.sum()), "ops_total": int(real.sum()),
-    "adj_unstable": int(adj_unstable.sum()), "adj_total": int(b * upper.sum()),
+    "changed_outside_bound": int(
+      (ops_changed & ~ops_unstable).sum() + (adj_changed & ~adj_unstable).sum()
+    ),
+    "ops_unstable": int(ops_unstable.sum()),
+    "ops_total": int(real.sum()),
+    "adj_unstable": int(adj_unstable.sum()),
+    "adj_total": int(b * upper.sum()),
     "delta": [delta_ops, delta_adj],
   }
 
@@ -135,16 +154,25 @@ def _discrete_bounds(base, cells, runs):
   """
   one = runs[0]
   model = train.create_model(len(nb201.OPS), base["model"])
-  variables = [{"params": jax.device_get(parallel.local_value(r["state"].params)),
-                "batch_stats": jax.device_get(parallel.local_value(r["state"].batch_stats))} for r in runs]
+  variables = [
+    {
+      "params": jax.device_get(parallel.local_value(r["state"].params)),
+      "batch_stats": jax.device_get(parallel.local_value(r["state"].batch_stats)),
+    }
+    for r in runs
+  ]
   _, val = train.split_cells(*cells, train.TrainConfig(**base).train_fraction)
   recon = _flips(*[_decisions(model, v, cells=val[:2]) for v in variables], n_node=val[2])
   _, _, prior_key = train._keys(jax.device_get(one["state"].key))  # pylint: disable=protected-access
   key = jax.random.fold_in(prior_key, one["epochs"][-1]["epoch"])
   mean, _ = one["prior"]
   eps = np.asarray(jax.random.normal(key, (base["num_prior_samples"], *mean.shape), jnp.float32))
-  prior = _flips(*[_decisions(model, v, z=jnp.asarray(r["prior"][0] + r["prior"][1] * eps))
-                   for v, r in zip(variables, runs)])
+  prior = _flips(
+    *[
+      _decisions(model, v, z=jnp.asarray(r["prior"][0] + r["prior"][1] * eps))
+      for v, r in zip(variables, runs)
+    ]
+  )
   return {
     "recon_changed_outside_bound": recon["changed_outside_bound"],
     "prior_changed_outside_bound": prior["changed_outside_bound"],
@@ -154,8 +182,13 @@ def _discrete_bounds(base, cells, runs):
     "num_valid": int(prior["unstable"].sum()),
     "num_unique": int(prior["unstable"].sum()),
     "delta": {"recon": recon["delta"], "prior": prior["delta"]},
-    "final": [{k: r["epochs"][-1][k] for k in ("ops_acc", "adj_acc", "exact_acc", "num_valid", "num_unique")}
-              for r in runs],
+    "final": [
+      {
+        k: r["epochs"][-1][k]
+        for k in ("ops_acc", "adj_acc", "exact_acc", "num_valid", "num_unique")
+      }
+      for r in runs
+    ],
   }
 
 
@@ -169,17 +202,29 @@ def check_train():
 
   def run(mesh):
     state = train.create_train_state(model, tx, jax.random.PRNGKey(0), nb201.NUM_NODES)
-    data = train.Dataset(*jax.device_put(tuple(host))) if mesh is None else parallel.replicate(host, mesh)
+    data = (
+      train.Dataset(*jax.device_put(tuple(host)))
+      if mesh is None
+      else parallel.replicate(host, mesh)
+    )
     if mesh is not None:
       state = parallel.replicate(state, mesh)
-    fn = train.jit_train_epoch(train.make_train_epoch(model, tx, batch_size=16, num_train=40, mesh=mesh), mesh)
+    fn = train.jit_train_epoch(
+      train.make_train_epoch(model, tx, batch_size=16, num_train=40, mesh=mesh), mesh
+    )
     all_stats = []
     for e in range(2):
       state, stats = fn(state, data, jnp.int32(e))
       all_stats.append(stats)
-    shardings = {str(x.sharding.spec) if hasattr(x.sharding, "spec") else "single"
-                 for x in jax.tree.leaves(state.params)}
-    return jax.device_get(parallel.local_value(state)), jax.device_get(parallel.local_value(all_stats)), shardings
+    shardings = {
+      str(x.sharding.spec) if hasattr(x.sharding, "spec") else "single"
+      for x in jax.tree.leaves(state.params)
+    }
+    return (
+      jax.device_get(parallel.local_value(state)),
+      jax.device_get(parallel.local_value(all_stats)),
+      shardings,
+    )
 
   ref_state, ref_stats, _ = run(None)
   out = {"num_devices": jax.device_count(), "epochs": {}}
@@ -193,8 +238,10 @@ def check_train():
       "mu_sum_rel": _max_rel([s["mu_sum"] for s in stats], [s["mu_sum"] for s in ref_stats]),
       "step": int(state.step),
       "param_shardings": sorted(shardings),
-      "moved": _max_abs(state.params, train.create_train_state(model, tx, jax.random.PRNGKey(0),
-                                                                 nb201.NUM_NODES).params),
+      "moved": _max_abs(
+        state.params,
+        train.create_train_state(model, tx, jax.random.PRNGKey(0), nb201.NUM_NODES).params,
+      ),
     }
   # One step jitted with the batch sharded by `in_shardings` (no constraints inside the step).
   mesh = parallel.data_mesh(8)
@@ -205,9 +252,11 @@ def check_train():
   rep, bat = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   sharded = jax.jit(step, in_shardings=(rep, bat, bat, bat, bat), out_shardings=rep)(state0, *batch)
   sharded = jax.device_get(parallel.local_value(sharded))
-  out["step"] = {"params": _compare_params(sharded[0].params, ref[0].params),
-                 "batch_stats": _compare_bn(sharded[0].batch_stats, ref[0].batch_stats),
-                 "loss_rel": _max_rel(sharded[1]["loss"], ref[1]["loss"])}
+  out["step"] = {
+    "params": _compare_params(sharded[0].params, ref[0].params),
+    "batch_stats": _compare_bn(sharded[0].batch_stats, ref[0].batch_stats),
+    "loss_rel": _max_rel(sharded[1]["loss"], ref[1]["loss"]),
+  }
   return out
 
 
@@ -217,25 +266,50 @@ def check_pretrain():
   # Training mode every epoch: the runs agree to float tolerance. The default release schedule
   # (eval mode from epoch 1) is compared apart below: its frozen BatchNorm running means carry the
   # pre-BN biases' rounding noise (see `_is_pre_bn_bias`) into every later output.
-  base = dict(space="nb201", epochs=2, batch_size=16, num_prior_samples=200, seed=3, model=TINY,
-              release_eval_mode=False)
-  keys = ("loss", "loss_ops", "loss_adj", "kl")  # continuous; the discrete metrics are bounded below
+  base = dict(
+    space="nb201",
+    epochs=2,
+    batch_size=16,
+    num_prior_samples=200,
+    seed=3,
+    model=TINY,
+    release_eval_mode=False,
+  )
+  keys = (
+    "loss",
+    "loss_ops",
+    "loss_adj",
+    "kl",
+  )  # continuous; the discrete metrics are bounded below
   out = {}
   with tempfile.TemporaryDirectory() as tmp:
     runs = {}
     for n in (1, 8):
-      runs[n] = train.pretrain(train.TrainConfig(**base, num_devices=n), os.path.join(tmp, str(n)), log=None,
-                               cells=cells)
+      runs[n] = train.pretrain(
+        train.TrainConfig(**base, num_devices=n), os.path.join(tmp, str(n)), log=None, cells=cells
+      )
     one, eight = runs[1], runs[8]
-    out["history"] = {k: [[e[k] for e in one["epochs"]], [e[k] for e in eight["epochs"]]] for k in keys}
+    out["history"] = {
+      k: [[e[k] for e in one["epochs"]], [e[k] for e in eight["epochs"]]] for k in keys
+    }
     out["discrete"] = _discrete_bounds(base, cells, (one, eight))
     release = {**base, "release_eval_mode": True}
-    rel = [train.pretrain(train.TrainConfig(**release, num_devices=n), None, log=None, cells=cells,
-                          save_embeddings=False) for n in (1, 8)]
+    rel = [
+      train.pretrain(
+        train.TrainConfig(**release, num_devices=n),
+        None,
+        log=None,
+        cells=cells,
+        save_embeddings=False,
+      )
+      for n in (1, 8)
+    ]
     out["release_history"] = {k: [[e[k] for e in r["epochs"]] for r in rel] for k in keys}
     out["release_discrete"] = _discrete_bounds(release, cells, rel)
-    out["params"] = _compare_params(jax.device_get(parallel.local_value(eight["state"].params)),
-                                    jax.device_get(one["state"].params))
+    out["params"] = _compare_params(
+      jax.device_get(parallel.local_value(eight["state"].params)),
+      jax.device_get(one["state"].params),
+    )
     out["embeddings_abs"] = float(np.max(np.abs(eight["embeddings"] - one["embeddings"])))
     out["parallel"] = [one["parallel"], eight["parallel"]]
     out["state_devices"] = len(jax.tree.leaves(eight["state"].params)[0].sharding.device_set)
@@ -249,19 +323,32 @@ def check_pretrain():
         raise KeyboardInterrupt
 
     try:
-      train.pretrain(train.TrainConfig(**base, num_devices=8), work, log=stop_in_epoch_1, cells=cells)
+      train.pretrain(
+        train.TrainConfig(**base, num_devices=8), work, log=stop_in_epoch_1, cells=cells
+      )
     except KeyboardInterrupt:
       pass
-    resumed = train.pretrain(train.TrainConfig(**base, num_devices=4), work, resume=True, log=None, cells=cells)
+    resumed = train.pretrain(
+      train.TrainConfig(**base, num_devices=4), work, resume=True, log=None, cells=cells
+    )
     out["resumed_at"] = resumed["timings"]["resumed_at_epoch"]
-    out["resume_loss"] = [[e["loss"] for e in resumed["epochs"]], [e["loss"] for e in one["epochs"]]]
-    out["resume_params"] = _compare_params(jax.device_get(parallel.local_value(resumed["state"].params)),
-                                           jax.device_get(one["state"].params))
+    out["resume_loss"] = [
+      [e["loss"] for e in resumed["epochs"]],
+      [e["loss"] for e in one["epochs"]],
+    ]
+    out["resume_params"] = _compare_params(
+      jax.device_get(parallel.local_value(resumed["state"].params)),
+      jax.device_get(one["state"].params),
+    )
   errors = {}
-  for name, kwargs in {"batch": dict(base, batch_size=12, num_devices=8),
-                       "too_many": dict(base, num_devices=9)}.items():
+  for name, kwargs in {
+    "batch": dict(base, batch_size=12, num_devices=8),
+    "too_many": dict(base, num_devices=9),
+  }.items():
     try:
-      train.pretrain(train.TrainConfig(**kwargs), None, log=None, cells=cells, save_embeddings=False)
+      train.pretrain(
+        train.TrainConfig(**kwargs), None, log=None, cells=cells, save_embeddings=False
+      )
       errors[name] = None
     except ValueError as e:
       errors[name] = str(e)
@@ -286,16 +373,22 @@ def check_search():
   out = {}
   for method, (config, queries) in CONFIGS.items():
     run = runner.make_search(method, config, env, env_lib.Budget(queries), neighbours)
-    parts = [runner.run_seeds(run, padded[i:i + per_device], devices=jax.devices()[:1])
-             for i in range(0, padded.shape[0], per_device)]
+    parts = [
+      runner.run_seeds(run, padded[i : i + per_device], devices=jax.devices()[:1])
+      for i in range(0, padded.shape[0], per_device)
+    ]
     single = jax.device_get(jax.tree.map(lambda *a: jnp.concatenate(a)[:5], *parts))
-    sharded_out = runner.run_seeds(run, keys)  # every device: 5 seeds padded to a multiple of the devices
+    sharded_out = runner.run_seeds(
+      run, keys
+    )  # every device: 5 seeds padded to a multiple of the devices
     sharded = jax.device_get(sharded_out)
     out[method] = {
       "shape": list(np.asarray(sharded.cell).shape),
       "cells_equal": bool(np.array_equal(single.cell, sharded.cell)),
-      "max_abs": {f: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-                  for f, a, b in zip(env_lib.Trace._fields, single, sharded)},
+      "max_abs": {
+        f: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+        for f, a, b in zip(env_lib.Trace._fields, single, sharded)
+      },
       "distinct_seeds": bool(len({tuple(c) for c in np.asarray(sharded.cell).tolist()}) == 5),
     }
   return out
@@ -304,20 +397,38 @@ def check_search():
 def check_distributed():
   """After `jax.distributed.initialize` (one process, localhost coordinator): pre-training over the global mesh."""
   cells = _cells(64, seed=4)
-  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=100, model=TINY)
+  config = train.TrainConfig(
+    space="nb201", epochs=1, batch_size=16, num_prior_samples=100, model=TINY
+  )
   with tempfile.TemporaryDirectory() as tmp:
     result = train.pretrain(config, tmp, log=None, cells=cells)
     written = sorted(os.listdir(tmp))
-  ref = train.pretrain(train.TrainConfig(**{**config.__dict__, "num_devices": 1}), None, log=None, cells=cells)
-  search = check_search()  # the seeds sharded over the global mesh (placed and gathered across processes)
-  return {"process_count": jax.process_count(), "device_count": jax.device_count(), "search": search,
-          "parallel": result["parallel"], "written": written,
-          "loss": [result["epochs"][0]["loss"], ref["epochs"][0]["loss"]],
-          "params": _compare_params(jax.device_get(parallel.local_value(result["state"].params)),
-                                    jax.device_get(ref["state"].params))}
+  ref = train.pretrain(
+    train.TrainConfig(**{**config.__dict__, "num_devices": 1}), None, log=None, cells=cells
+  )
+  search = (
+    check_search()
+  )  # the seeds sharded over the global mesh (placed and gathered across processes)
+  return {
+    "process_count": jax.process_count(),
+    "device_count": jax.device_count(),
+    "search": search,
+    "parallel": result["parallel"],
+    "written": written,
+    "loss": [result["epochs"][0]["loss"], ref["epochs"][0]["loss"]],
+    "params": _compare_params(
+      jax.device_get(parallel.local_value(result["state"].params)),
+      jax.device_get(ref["state"].params),
+    ),
+  }
 
 
-CHECKS = {"train": check_train, "pretrain": check_pretrain, "search": check_search, "distributed": check_distributed}
+CHECKS = {
+  "train": check_train,
+  "pretrain": check_pretrain,
+  "search": check_search,
+  "distributed": check_distributed,
+}
 
 if __name__ == "__main__":
   print("RESULT " + json.dumps(CHECKS[sys.argv[1]]()), flush=True)

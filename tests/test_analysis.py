@@ -47,7 +47,7 @@ def test_ranks_average_ties():
 def test_spearman_monotone_and_ties():
   x = np.arange(10.0)
   assert metrics.spearman(x, np.exp(x)) == pytest.approx(1.0)
-  assert metrics.spearman(x, -x**3) == pytest.approx(-1.0)
+  assert metrics.spearman(x, -(x**3)) == pytest.approx(-1.0)
   # Ties: ranks y = [1, 2.5, 2.5, 4], p = [1, 2, 3, 4]: Pearson of these ranks.
   ry, rp = np.array([1, 2.5, 2.5, 4]), np.array([1.0, 2, 3, 4])
   expected = np.corrcoef(ry, rp)[0, 1]
@@ -130,7 +130,9 @@ def test_gp_posterior_matches_numpy():
   assert float(lml) == pytest.approx(ref, rel=1e-3, abs=1e-2)
   # The CG path gives the same mean.
   cg = gp.gp_fit(x, y, jax.random.PRNGKey(0), steps=30, cholesky_max=10)
-  np.testing.assert_allclose(np.asarray(gp.gp_predict(cg, xt)[0]), np.asarray(pm), rtol=1e-3, atol=1e-3)
+  np.testing.assert_allclose(
+    np.asarray(gp.gp_predict(cg, xt)[0]), np.asarray(pm), rtol=1e-3, atol=1e-3
+  )
 
 
 def test_gp_hyperparameters_increase_likelihood():
@@ -160,7 +162,9 @@ def test_predictive_split_and_onehot():
 
 A = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 B = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
-C = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+C = (
+  "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+)
 
 
 def test_nb201_edit_distance_hand_made():
@@ -212,7 +216,12 @@ def _synthetic_traces(seeds=6, t=12, seed=0):
   vals = np.maximum.accumulate(rng.uniform(0.8, 0.94, (seeds, t)), axis=1)
   mask = np.ones((seeds, t), bool)
   mask[0, 9:] = False  # one run stops early
-  return {"best_valid": vals, "best_test": vals - 0.01, "mask": mask, "cost": np.cumsum(np.ones((seeds, t)), 1)}
+  return {
+    "best_valid": vals,
+    "best_test": vals - 0.01,
+    "mask": mask,
+    "cost": np.cumsum(np.ones((seeds, t)), 1),
+  }
 
 
 def test_regret_curve_and_final(tmp_path):
@@ -220,11 +229,18 @@ def test_regret_curve_and_final(tmp_path):
   c = regret.regret_curve(tr, 0.95)
   assert len(c["mean"]) == 12 and np.all(np.diff(c["mean"]) <= 1e-9)  # regret never grows
   f = regret.final_regret(tr, 0.95)
-  assert f[0] == pytest.approx((0.95 - tr["best_test"][0, 8]) * 100)  # carried from the last in-budget query
+  assert f[0] == pytest.approx(
+    (0.95 - tr["best_test"][0, 8]) * 100
+  )  # carried from the last in-budget query
   folder = tmp_path / "traces"
   folder.mkdir()
-  np.savez(folder / "rs.npz", **tr, reward=tr["best_valid"], cell=np.zeros((6, 12), np.int32),
-           num_queries=np.ones((6, 12), np.int32))
+  np.savez(
+    folder / "rs.npz",
+    **tr,
+    reward=tr["best_valid"],
+    cell=np.zeros((6, 12), np.int32),
+    num_queries=np.ones((6, 12), np.int32),
+  )
   np.savez(folder / "other.npz", x=np.zeros(3))  # not a trace: skipped
   loaded = regret.load_traces(tmp_path)
   assert list(loaded) == ["rs"]
@@ -238,14 +254,28 @@ def test_plots_write_png(tmp_path):
   files = {
     "pca.png": lambda p: plots.plot_projection(p, emb, acc, "pca"),
     "edit.png": lambda p: plots.plot_distance_vs_edit(
-      p, {"a": {"edit": [1, 2], "mean": [1.0, 2.0], "std": [0.1, 0.1], "gap_mean": [1.0, 2.0]}}, "t"),
+      p, {"a": {"edit": [1, 2], "mean": [1.0, 2.0], "std": [0.1, 0.1], "gap_mean": [1.0, 2.0]}}, "t"
+    ),
     "regret.png": lambda p: plots.plot_regret_curves(p, {"rs": regret.regret_curve(tr, 0.95)}, "t"),
     "cdf.png": lambda p: plots.plot_regret_cdf(p, {"rs": regret.final_regret(tr, 0.95)}, "t"),
     "pre.png": lambda p: plots.plot_pretrain_curves(
-      p, {"epochs": [{"epoch": e, "loss": 1.0 / (e + 1), "validity": 0.5, "uniqueness": 0.9} for e in range(3)]}, "t"),
+      p,
+      {
+        "epochs": [
+          {"epoch": e, "loss": 1.0 / (e + 1), "validity": 0.5, "uniqueness": 0.9} for e in range(3)
+        ]
+      },
+      "t",
+    ),
     "pred.png": lambda p: plots.plot_predictive(
-      p, [{"encoding": "a", "model": "gp", "train_size": s, "rmse_mean": 1.0, "rmse_std": 0.1} for s in (10, 100)],
-      "rmse", "t"),
+      p,
+      [
+        {"encoding": "a", "model": "gp", "train_size": s, "rmse_mean": 1.0, "rmse_std": 0.1}
+        for s in (10, 100)
+      ],
+      "rmse",
+      "t",
+    ),
   }
   for name, fn in files.items():
     fn(tmp_path / name)
@@ -259,16 +289,28 @@ def test_search_plots_default_to_the_users_own_searches(tmp_path):
   """Without --search_results the analysis reads <workdir>/search (the user's runs), not the committed ones."""
   from arch2vec_jax.analysis import pipeline  # pylint: disable=import-outside-toplevel
 
-  config = pipeline.AnalysisConfig(space="nb201", workdir=str(tmp_path), benchmark="unused", datasets=("cifar10",),
-                                   out=str(tmp_path / "out"))
+  config = pipeline.AnalysisConfig(
+    space="nb201",
+    workdir=str(tmp_path),
+    benchmark="unused",
+    datasets=("cifar10",),
+    out=str(tmp_path / "out"),
+  )
   lines = []
   assert pipeline._search_plots(config, lines.append) == {}  # pylint: disable=protected-access
-  assert lines == [f"[cifar10] no search traces in {tmp_path / 'search' / 'nb201' / 'cifar10'}: regret plots skipped"]
+  assert lines == [
+    f"[cifar10] no search traces in {tmp_path / 'search' / 'nb201' / 'cifar10'}: regret plots skipped"
+  ]
   folder = tmp_path / "search" / "nb201" / "cifar10" / "traces"
   folder.mkdir(parents=True)
   tr = _synthetic_traces()
-  np.savez(folder / "rs.npz", **tr, reward=tr["best_valid"], cell=np.zeros((6, 12), np.int32),
-           num_queries=np.ones((6, 12), np.int32))
+  np.savez(
+    folder / "rs.npz",
+    **tr,
+    reward=tr["best_valid"],
+    cell=np.zeros((6, 12), np.int32),
+    num_queries=np.ones((6, 12), np.int32),
+  )
   (tmp_path / "out").mkdir()
   out = pipeline._search_plots(config, lines.append)  # pylint: disable=protected-access
   assert list(out) == ["cifar10"] and (tmp_path / "out" / "regret_cifar10.png").exists()

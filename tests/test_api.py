@@ -20,15 +20,24 @@ def test_every_public_name_resolves():
 
 
 def test_spaces_import_without_jax():
-  code = "import sys, arch2vec_jax.spaces.nb101, arch2vec_jax.spaces.darts; print('jax' in sys.modules)"
+  code = (
+    "import sys, arch2vec_jax.spaces.nb101, arch2vec_jax.spaces.darts; print('jax' in sys.modules)"
+  )
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "False"
 
 
 def test_xla_cpu_defaults_respect_the_user():
   code = "import os, arch2vec_jax; print(os.environ.get('XLA_FLAGS', ''))"
-  run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,  # noqa: E731
-                                   env={**os.environ, **env}).stdout.strip()
+  run = lambda env: subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    check=True,  # noqa: E731
+    env={**os.environ, **env},
+  ).stdout.strip()
   assert "--xla_cpu_use_fusion_emitters=false" in run({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}).split()
-  assert run({"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}) == "--xla_cpu_use_fusion_emitters=true"
+  assert (
+    run({"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}) == "--xla_cpu_use_fusion_emitters=true"
+  )
   assert run({"XLA_FLAGS": "", "ARCH2VEC_XLA_DEFAULTS": "0"}) == ""

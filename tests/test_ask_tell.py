@@ -144,8 +144,9 @@ def test_exhaustion_nan_and_foreign_cells():
       "rs": None,
       "re": baselines.REConfig(2, 1),
       "rl": reinforce.ReinforceConfig(hidden_dim=4, episode_length=2),
-      "bo": dngo.BOConfig(num_init=1, hidden_dim=4, num_epochs=2, num_candidates=2, bound_rank=1,
-                          hyper_levels=1),
+      "bo": dngo.BOConfig(
+        num_init=1, hidden_dim=4, num_epochs=2, num_candidates=2, bound_rank=1, hyper_levels=1
+      ),
     }[method]
     search = ask_tell.jit_search(runner.make_ask_tell(method, config, 2, env_lib.Budget(10)))
     state = search.init(jax.random.PRNGKey(0), cand)
@@ -361,7 +362,9 @@ def _old_bo(config, env, budget):
   t_max, k, n0 = budget.max_queries, config.top_k, min(config.num_init, budget.max_queries)
   num_iters, (n, dim) = max(0, -(-(t_max - n0) // k)), env.embeddings.shape
   chunk = min(config.predict_chunk, n)
-  chunks = jnp.pad(env.embeddings, ((0, -(-n // chunk) * chunk - n), (0, 0))).reshape(-1, chunk, dim)
+  chunks = jnp.pad(env.embeddings, ((0, -(-n // chunk) * chunk - n), (0, 0))).reshape(
+    -1, chunk, dim
+  )
 
   def think(key, x, y, num_rows, net, visited, best, active):
     def fit(net):
@@ -383,8 +386,16 @@ def _old_bo(config, env, budget):
 
   def iteration(carry, key):
     state, x, y, net = carry
-    cells, scores, net = think(key, x, y, state.num_queries, net, state.visited, state.best_valid,
-                               env_lib.budget_active(state, budget))
+    cells, scores, net = think(
+      key,
+      x,
+      y,
+      state.num_queries,
+      net,
+      state.visited,
+      state.best_valid,
+      env_lib.budget_active(state, budget),
+    )
     carry, out = (state, x, y, net), []
     for j in range(k):
       carry, row = query_and_write(carry, cells[j], jnp.isfinite(scores[j]))
@@ -565,13 +576,21 @@ def test_enable_candidates_does_not_recompile(table):
   state, proposed = search.init(jax.random.PRNGKey(0), pool), []
   for t in range(30):
     if t == 8:  # the real embeddings of every row arrive; the spare rows become candidates
-      state = ask_tell.enable_candidates(state, np.flatnonzero(spare), np.asarray(cand.embeddings)[60:])
-      state = state._replace(problem=state.problem._replace(embeddings=cand.embeddings, sq_norms=cand.sq_norms))
+      state = ask_tell.enable_candidates(
+        state, np.flatnonzero(spare), np.asarray(cand.embeddings)[60:]
+      )
+      state = state._replace(
+        problem=state.problem._replace(embeddings=cand.embeddings, sq_norms=cand.sq_norms)
+      )
     cells, state = search.ask(state)
     proposed += np.asarray(cells).tolist()
     state = search.tell(state, cells, host[0][np.asarray(cells)])
   assert len(traced) == 1
-  assert len(set(proposed)) == 30 and all(c < 60 for c in proposed[:8]) and any(c >= 60 for c in proposed[8:])
+  assert (
+    len(set(proposed)) == 30
+    and all(c < 60 for c in proposed[:8])
+    and any(c >= 60 for c in proposed[8:])
+  )
   with pytest.raises(ValueError, match="spare"):
     ask_tell.enable_candidates(state, [3])
   with pytest.raises(ValueError, match=r"\[2, 4\]"):

@@ -72,7 +72,10 @@ def test_read_nb101_csv(nb101_small):
   assert np.isnan(t.test_acc).all()
   for k in (0, 17, 399):
     v = int(rows[k]["num_vertices"])
-    a, o = nb101.encode(np.array([int(c) for c in rows[k]["adjacency"]]).reshape(v, v), rows[k]["operations"].split("|"))
+    a, o = nb101.encode(
+      np.array([int(c) for c in rows[k]["adjacency"]]).reshape(v, v),
+      rows[k]["operations"].split("|"),
+    )
     np.testing.assert_array_equal(t.adjacency[k], a)
     np.testing.assert_array_equal(t.ops[k], o)
   t36 = csv_data.read_nb101_csv(nb101_small, epochs=36, verify_hash=False, allow_subset=True)
@@ -97,13 +100,33 @@ def _edit_csv(src, dst, line, fn):
   "line, fn, message",
   [
     (1, lambda s: s.replace("hash,", "digest,"), r"missing column\(s\) \['hash'\]"),
-    (1, lambda s: s.replace(",valid_acc_108ep", ",valid_108"), r"missing column\(s\) \['valid_acc_108ep'\]"),
+    (
+      1,
+      lambda s: s.replace(",valid_acc_108ep", ",valid_108"),
+      r"missing column\(s\) \['valid_acc_108ep'\]",
+    ),
     (5, lambda s: s.rsplit(",", 1)[0] + "\n", "line 5: 9 fields, header has 10"),
-    (7, lambda s: s.replace(s.split(",")[7], "abc"), r"line 7: column 'valid_acc_108ep' is 'abc', not a number"),
-    (8, lambda s: s.replace(s.split(",")[7], "93.1"), r"line 8: column 'valid_acc_108ep' = 93.1 outside \[0.0, 1.0\]"),
-    (9, lambda s: s.replace(",7,", ",x,", 1) if ",7," in s else s.replace(",6,", ",x,", 1), "line 9: num_vertices 'x'"),
+    (
+      7,
+      lambda s: s.replace(s.split(",")[7], "abc"),
+      r"line 7: column 'valid_acc_108ep' is 'abc', not a number",
+    ),
+    (
+      8,
+      lambda s: s.replace(s.split(",")[7], "93.1"),
+      r"line 8: column 'valid_acc_108ep' = 93.1 outside \[0.0, 1.0\]",
+    ),
+    (
+      9,
+      lambda s: s.replace(",7,", ",x,", 1) if ",7," in s else s.replace(",6,", ",x,", 1),
+      "line 9: num_vertices 'x'",
+    ),
     (10, lambda s: s.replace("output", "conv5x5"), "line 10: unknown operation 'conv5x5'"),
-    (11, lambda s: "f" * 32 + s[32:], r"line 11: hash f{32} != [0-9a-f]{32}, the NAS-Bench-101 hash"),
+    (
+      11,
+      lambda s: "f" * 32 + s[32:],
+      r"line 11: hash f{32} != [0-9a-f]{32}, the NAS-Bench-101 hash",
+    ),
   ],
 )
 def test_nb101_csv_errors_name_line(nb101_small, tmp_path, line, fn, message):
@@ -115,7 +138,11 @@ def test_nb101_csv_errors_name_line(nb101_small, tmp_path, line, fn, message):
 @pytest.mark.parametrize(
   "line, fn, message",
   [
-    (3, lambda s: s.replace(s.split(",")[2], "high"), r"line 3: column 'cifar10_valid_12ep' is 'high', not a number"),
+    (
+      3,
+      lambda s: s.replace(s.split(",")[2], "high"),
+      r"line 3: column 'cifar10_valid_12ep' is 'high', not a number",
+    ),
     (4, lambda s: "5" + s[1:], r"line 4: index 5 but .* is cell 2 of NAS-Bench-201"),
     (6, lambda s: s.replace("~0|", "~1|", 1), r"line 6: .*arch string"),
     (2, lambda s: s.rstrip("\n") + ",1.0\n", "line 2: 12 fields, header has 11"),
@@ -148,7 +175,9 @@ def test_load_table_cache_roundtrip(nb201_csv, tmp_path):
   t1 = loader.load_table(nb201_csv, dataset="cifar100", cache=str(tmp_path))
   files = sorted((tmp_path / "tables").iterdir())
   assert len(files) == 1 and files[0].name.startswith("nb201_accuracies-")
-  t2 = loader.load_table(nb201_csv, dataset="cifar100", cache=str(tmp_path))  # served from the cache (checked below)
+  t2 = loader.load_table(
+    nb201_csv, dataset="cifar100", cache=str(tmp_path)
+  )  # served from the cache (checked below)
   for name in ("adjacency", "ops", "valid_acc", "test_acc", "index"):
     np.testing.assert_array_equal(getattr(t1, name), getattr(t2, name))
   assert np.isnan(t2.cost).all() and list(t1.ids) == list(t2.ids) and t1.meta == t2.meta
@@ -203,21 +232,37 @@ def test_cache_dir_default_and_npz(nb101_small, tmp_path, monkeypatch):
 def test_prepare_and_summary(nb201_csv, tmp_path):
   lines = []
   out = tmp_path / "out.npz"
-  t = loader.prepare(nb201_csv, dataset="imagenet16", out=out, cache_dir=str(tmp_path), log=lines.append)
+  t = loader.prepare(
+    nb201_csv, dataset="imagenet16", out=out, cache_dir=str(tmp_path), log=lines.append
+  )
   assert out.exists() and len(BenchmarkTable.load(out)) == len(t)
   assert lines[0].startswith(f"reading {nb201_csv} (csv-nb201); cache ")
   text = loader.summarize(t)
   assert text.startswith("nb201: 15625 cells, adjacency (8, 8), ops (8, 7)")
   assert "cost (s)  n/a" in text and "imagenet16_test_200ep" in text
-  loader.prepare(nb201_csv, dataset="imagenet16", cache_dir=str(tmp_path), refresh=True, log=lines.append)
+  loader.prepare(
+    nb201_csv, dataset="imagenet16", cache_dir=str(tmp_path), refresh=True, log=lines.append
+  )
   assert "(exists)" not in lines[-1]
 
 
 def test_prepare_data_launcher(nb101_small, tmp_path):
   out = tmp_path / "launch.npz"
   env = dict(os.environ, PYTHONPATH=REPO, ARCH2VEC_CACHE=str(tmp_path / "cache"))
-  proc = subprocess.run([sys.executable, os.path.join(REPO, "launch", "prepare_data.py"), f"--source={nb101_small}",
-                         f"--out={out}", "--allow_subset", "--logtostderr"], env=env, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(REPO, "launch", "prepare_data.py"),
+      f"--source={nb101_small}",
+      f"--out={out}",
+      "--allow_subset",
+      "--logtostderr",
+    ],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr
   assert "nb101: 400 cells" in proc.stderr and "done in" in proc.stderr
   assert len(BenchmarkTable.load(out)) == 400
@@ -239,6 +284,7 @@ def _set_field(path, line, name, value):
     fields[col] = value
     lines[line - 1] = ",".join(fields) + "\n"
     return lines
+
   return edit
 
 
@@ -252,15 +298,21 @@ def _set_field(path, line, name, value):
   ],
 )
 def test_nb201_csv_impossible_values(nb201_csv, tmp_path, column, value, message):
-  bad = formats.write_csv_lines(nb201_csv, tmp_path / "bad.csv", _set_field(nb201_csv, 9, column, value))
+  bad = formats.write_csv_lines(
+    nb201_csv, tmp_path / "bad.csv", _set_field(nb201_csv, 9, column, value)
+  )
   with pytest.raises(ValueError, match=rf"^{bad}: line 9: column '{column}' {message}$"):
     csv_data.read_nb201_csv(bad)
 
 
 def test_nb201_csv_duplicated_row(nb201_csv, tmp_path):
-  bad = formats.write_csv_lines(nb201_csv, tmp_path / "dup.csv", lambda lines: lines[:7] + lines[6:])
+  bad = formats.write_csv_lines(
+    nb201_csv, tmp_path / "dup.csv", lambda lines: lines[:7] + lines[6:]
+  )
   arch = nb201.arch_strings()[5]
-  with pytest.raises(ValueError, match=rf"^{bad}: cell {re.escape(arch)} appears twice: line 7 and line 8$"):
+  with pytest.raises(
+    ValueError, match=rf"^{bad}: cell {re.escape(arch)} appears twice: line 7 and line 8$"
+  ):
     csv_data.read_nb201_csv(bad)
   with pytest.raises(ValueError, match="appears twice: line 7 and line 8"):
     csv_data.read_nb201_csv(bad, allow_subset=True)
@@ -268,8 +320,11 @@ def test_nb201_csv_duplicated_row(nb201_csv, tmp_path):
 
 def test_nb201_csv_too_short_unless_a_subset_is_asked_for(nb201_csv, tmp_path):
   short = formats.write_csv_lines(nb201_csv, tmp_path / "short.csv", lambda lines: lines[:-1])
-  with pytest.raises(ValueError, match=rf"^{short}: 15624 cells, but nb201 has 15625; a truncated or partial file\? "
-                     r"\(pass allow_subset=True to read a subset\)$"):
+  with pytest.raises(
+    ValueError,
+    match=rf"^{short}: 15624 cells, but nb201 has 15625; a truncated or partial file\? "
+    r"\(pass allow_subset=True to read a subset\)$",
+  ):
     csv_data.read_nb201_csv(short)
   with pytest.raises(ValueError, match="15624 cells, but nb201 has 15625"):
     loader.load_table(short, cache=False)
@@ -288,13 +343,17 @@ def test_nb201_csv_too_short_unless_a_subset_is_asked_for(nb201_csv, tmp_path):
   ],
 )
 def test_nb101_csv_impossible_values(nb101_small, tmp_path, column, value, message):
-  bad = formats.write_csv_lines(nb101_small, tmp_path / "bad.csv", _set_field(nb101_small, 12, column, value))
+  bad = formats.write_csv_lines(
+    nb101_small, tmp_path / "bad.csv", _set_field(nb101_small, 12, column, value)
+  )
   with pytest.raises(ValueError, match=rf"^{bad}: line 12: column '{column}' {message}$"):
     csv_data.read_nb101_csv(bad, allow_subset=True)
 
 
 def test_nb101_csv_duplicated_row(nb101_small, tmp_path):
-  bad = formats.write_csv_lines(nb101_small, tmp_path / "dup.csv", lambda lines: lines[:5] + lines[4:])
+  bad = formats.write_csv_lines(
+    nb101_small, tmp_path / "dup.csv", lambda lines: lines[:5] + lines[4:]
+  )
   with open(nb101_small) as f:
     digest = list(csv.DictReader(f))[3]["hash"]
   with pytest.raises(ValueError, match=rf"^{bad}: cell {digest} appears twice: line 5 and line 6$"):
@@ -302,12 +361,15 @@ def test_nb101_csv_duplicated_row(nb101_small, tmp_path):
 
 
 def test_nb101_csv_is_a_subset_only_when_asked(nb101_small, tmp_path):
-  with pytest.raises(ValueError, match=rf"^{nb101_small}: 400 cells, but nb101 has 423624; a truncated or partial"):
+  with pytest.raises(
+    ValueError, match=rf"^{nb101_small}: 400 cells, but nb101 has 423624; a truncated or partial"
+  ):
     csv_data.read_nb101_csv(nb101_small)
   with pytest.raises(ValueError, match="400 cells, but nb101 has 423624"):
     loader.load_table(nb101_small, cache=str(tmp_path))
   t = loader.load_table(nb101_small, cache=str(tmp_path), allow_subset=True)
   assert t.meta["subset"] == {"cells": 400, "of": 423624} and t.meta["num_runs"] == 1
   # allow_subset=False is the default, so the same cache entry.
-  assert loader.cache_path(nb101_small, "csv-nb101", loader._options("csv-nb101", None, None, {"allow_subset": False})) \
-    == loader.cache_path(nb101_small, "csv-nb101", loader._options("csv-nb101", None, None, {}))
+  assert loader.cache_path(
+    nb101_small, "csv-nb101", loader._options("csv-nb101", None, None, {"allow_subset": False})
+  ) == loader.cache_path(nb101_small, "csv-nb101", loader._options("csv-nb101", None, None, {}))

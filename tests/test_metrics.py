@@ -28,7 +28,9 @@ def test_nb101_uniqueness_counts_cells_and_raw_counts_decoded_graphs():
   out = metrics.validity_uniqueness(nb101.SPACE, adjacency, ops)
   assert out["num_samples"] == 5 and out["num_valid"] == 4 and out["validity"] == 0.8
   assert out["num_unique"] == 2 and out["uniqueness"] == 0.5  # {cell, other}
-  assert out["num_unique_raw"] == 3 and out["uniqueness_raw"] == 0.75  # the dangling decode is another graph
+  assert (
+    out["num_unique_raw"] == 3 and out["uniqueness_raw"] == 0.75
+  )  # the dangling decode is another graph
 
 
 def test_nb101_raw_uniqueness_is_the_release_fingerprint_count():
@@ -41,7 +43,9 @@ def test_nb101_raw_uniqueness_is_the_release_fingerprint_count():
   out = metrics.validity_uniqueness(nb101.SPACE, adjacency, ops)
   valid = nb101.is_valid_batch(adjacency, ops)
   assert out["num_valid"] == valid.sum() > 100
-  assert out["num_unique_raw"] == len(set(nb101.release_hash_batch(adjacency[valid], ops[valid]).tolist()))
+  assert out["num_unique_raw"] == len(
+    set(nb101.release_hash_batch(adjacency[valid], ops[valid]).tolist())
+  )
   assert out["num_unique"] == len(set(nb101.hash_batch(adjacency[valid], ops[valid]).tolist()))
   assert out["num_unique"] < out["num_unique_raw"]
 
@@ -55,9 +59,16 @@ def test_darts_validity_parts_are_fractions_of_the_decodes():
   op_rows = np.stack([ops, ops, ops, out_op])
   out = metrics.validity_uniqueness(darts.SPACE, adjacency, op_rows)
   assert out["validity"] == 0.5 and out["num_unique"] == 1
-  assert out["validity_parts"] == {"fixed_nodes": 1.0, "op_nodes": 0.75, "in_edges": 0.75, "no_later_inputs": 1.0}
+  assert out["validity_parts"] == {
+    "fixed_nodes": 1.0,
+    "op_nodes": 0.75,
+    "in_edges": 0.75,
+    "no_later_inputs": 1.0,
+  }
   cell = _decode([(0, 1), (1, 6)])
-  assert "validity_parts" not in metrics.validity_uniqueness(nb101.SPACE, cell[0][None], cell[1][None])
+  assert "validity_parts" not in metrics.validity_uniqueness(
+    nb101.SPACE, cell[0][None], cell[1][None]
+  )
 
 
 def _nb101_cell(edges, inner):
@@ -76,19 +87,32 @@ def test_wl_colours_and_the_reconstruction_ceiling():
   conv3, conv1 = "conv3x3-bn-relu", "conv1x1-bn-relu"
   diamond = _nb101_cell([(0, 1), (0, 2), (1, 3), (2, 3)], [conv3, conv3])  # nodes 1, 2 look alike
   mixed = _nb101_cell([(0, 1), (0, 2), (1, 3), (2, 3)], [conv3, conv1])  # told apart by their ops
-  fan = _nb101_cell([(0, 1), (0, 2), (0, 3), (1, 4), (2, 4), (3, 4)], [conv3] * 3)  # 3 alike: 3 pairs
-  chain = _nb101_cell([(0, 1), (1, 2), (2, 3)], [conv3, conv3])  # the input/output labels tell 1 from 2
+  fan = _nb101_cell(
+    [(0, 1), (0, 2), (0, 3), (1, 4), (2, 4), (3, 4)], [conv3] * 3
+  )  # 3 alike: 3 pairs
+  chain = _nb101_cell(
+    [(0, 1), (1, 2), (2, 3)], [conv3, conv3]
+  )  # the input/output labels tell 1 from 2
   adjacency, ops, n_node = (np.stack(x) for x in zip(diamond, mixed, fan, chain))
   colors = metrics.wl_colors(adjacency, ops, n_node, rounds=4)
-  assert colors[0, 1] == colors[0, 2] and colors[1, 1] != colors[1, 2] and colors[3, 1] != colors[3, 2]
+  assert (
+    colors[0, 1] == colors[0, 2] and colors[1, 1] != colors[1, 2] and colors[3, 1] != colors[3, 2]
+  )
   assert colors[2, 1] == colors[2, 2] == colors[2, 3]
   assert np.all(colors[0, 4:] == -1)  # padding slots
-  assert metrics.wl_colors(adjacency, ops, n_node, rounds=0)[3, 1] == nb101.OPS.index(conv3)  # the op label
+  assert metrics.wl_colors(adjacency, ops, n_node, rounds=0)[3, 1] == nb101.OPS.index(
+    conv3
+  )  # the op label
   out = metrics.reconstruction_ceiling(adjacency, ops, n_node, rounds=4)
   assert out["forced_errors"] == 1 + 3
   assert out["exact_acc_max"] == 0.5
   assert out["adj_acc_max"] == pytest.approx(1 - 4 / (4 * 21))
-  assert metrics.reconstruction_ceiling(adjacency[[1, 3]], ops[[1, 3]], n_node[[1, 3]], 4)["exact_acc_max"] == 1.0
+  assert (
+    metrics.reconstruction_ceiling(adjacency[[1, 3]], ops[[1, 3]], n_node[[1, 3]], 4)[
+      "exact_acc_max"
+    ]
+    == 1.0
+  )
 
 
 def test_nodes_with_one_colour_get_one_mu_and_a_decoded_edge():
@@ -96,10 +120,14 @@ def test_nodes_with_one_colour_get_one_mu_and_a_decoded_edge():
   conv3 = "conv3x3-bn-relu"
   adjacency, ops, num = _nb101_cell([(0, 1), (0, 2), (1, 3), (2, 3)], [conv3, conv3])
   model = model_lib.Arch2Vec(5)
-  graph = model_lib.cells_to_graphs(jnp.asarray(adjacency[None]), jnp.asarray(ops[None]), jnp.asarray([num]))
+  graph = model_lib.cells_to_graphs(
+    jnp.asarray(adjacency[None]), jnp.asarray(ops[None]), jnp.asarray([num])
+  )
   for seed in range(3):
     variables = model.init(jax.random.PRNGKey(seed), graph, train=False)
     out = model.apply(variables, graph, train=False)
     mu = np.asarray(out["mu"][0])
     np.testing.assert_array_equal(mu[1], mu[2])
-    assert np.linalg.norm(mu[1]) > 0 and float(out["adj_logits"][0, 1, 2]) > 0  # sigmoid > 0.5: an edge 1 -> 2
+    assert (
+      np.linalg.norm(mu[1]) > 0 and float(out["adj_logits"][0, 1, 2]) > 0
+    )  # sigmoid > 0.5: an edge 1 -> 2

@@ -14,10 +14,24 @@ SMALL = model_lib.ModelConfig(hidden=16, latent=4, layers=2)
 def _nb101_batch():
   """Three NB101 cells with 7, 5 and 3 nodes (padding after the output)."""
   cells = [
-    (np.triu(np.ones((7, 7), int), 1) * (np.arange(7)[None, :] == np.arange(7)[:, None] + 1)
-     + np.eye(7, k=6, dtype=int) + np.eye(7, k=2, dtype=int) * 0,
-     ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"]),
-    (np.eye(5, k=1, dtype=int), ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"]),
+    (
+      np.triu(np.ones((7, 7), int), 1) * (np.arange(7)[None, :] == np.arange(7)[:, None] + 1)
+      + np.eye(7, k=6, dtype=int)
+      + np.eye(7, k=2, dtype=int) * 0,
+      [
+        "input",
+        "conv3x3-bn-relu",
+        "conv1x1-bn-relu",
+        "maxpool3x3",
+        "conv3x3-bn-relu",
+        "conv1x1-bn-relu",
+        "output",
+      ],
+    ),
+    (
+      np.eye(5, k=1, dtype=int),
+      ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"],
+    ),
     (np.eye(3, k=1, dtype=int), ["input", "maxpool3x3", "output"]),
   ]
   return nb101.encode_batch(cells)
@@ -47,7 +61,9 @@ def test_segment_sum_and_dense_aggregation_agree():
   n_node = jnp.asarray(model_lib.count_nodes(ops))
   x = jax.random.normal(jax.random.PRNGKey(0), (21, 6))
   dense = model_lib.aggregate_neighbours(model_lib.cells_to_graphs(adj, ops, n_node), x, "dense")
-  seg = model_lib.aggregate_neighbours(model_lib.cells_to_graphs(adj, ops, n_node), x, "segment_sum")
+  seg = model_lib.aggregate_neighbours(
+    model_lib.cells_to_graphs(adj, ops, n_node), x, "segment_sum"
+  )
   edge_list = model_lib.cells_to_graphs(adj, ops, n_node, edge_layout="edge_list")
   seg2 = model_lib.aggregate_neighbours(edge_list, x, "segment_sum")
   a_sym = adj + np.transpose(np.triu(adj, 1), (0, 2, 1))
@@ -61,7 +77,9 @@ def test_model_outputs_shapes_and_both_aggregations_same_numbers():
   n_node = jnp.asarray(model_lib.count_nodes(ops))
   g = model_lib.cells_to_graphs(adj, ops, n_node)
   m_dense = model_lib.Arch2Vec(5, SMALL)
-  m_seg = model_lib.Arch2Vec(5, model_lib.ModelConfig(hidden=16, latent=4, layers=2, aggregation="segment_sum"))
+  m_seg = model_lib.Arch2Vec(
+    5, model_lib.ModelConfig(hidden=16, latent=4, layers=2, aggregation="segment_sum")
+  )
   variables = m_dense.init(jax.random.PRNGKey(0), g)
   out = m_dense.apply(variables, g)
   assert out["mu"].shape == (3, 7, 4) and out["log_sigma"].shape == (3, 7, 4)
@@ -70,8 +88,12 @@ def test_model_outputs_shapes_and_both_aggregations_same_numbers():
   for k in out:
     np.testing.assert_allclose(np.asarray(out[k]), np.asarray(out_seg[k]), rtol=1e-5, atol=1e-5)
   # Eval mode: z = mu and the adjacency logits are z z^T.
-  np.testing.assert_allclose(np.asarray(out["adj_logits"]),
-                             np.einsum("bil,bjl->bij", out["mu"], out["mu"]), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(out["adj_logits"]),
+    np.einsum("bil,bjl->bij", out["mu"], out["mu"]),
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_masked_batchnorm_ignores_padding_nodes():
@@ -86,15 +108,19 @@ def test_masked_batchnorm_ignores_padding_nodes():
   pad = ~np.asarray(model_lib.node_mask(n_node, 7)).reshape(-1)
   nodes = np.asarray(g.nodes).copy()
   nodes[pad] = 3.0
-  mu2 = model.apply(variables, g._replace(nodes=jnp.asarray(nodes)), train=True, rngs=rngs,
-                    mutable=["batch_stats"])[0]["mu"]
+  mu2 = model.apply(
+    variables, g._replace(nodes=jnp.asarray(nodes)), train=True, rngs=rngs, mutable=["batch_stats"]
+  )[0]["mu"]
   real = np.asarray(model_lib.node_mask(n_node, 7))
   np.testing.assert_allclose(np.asarray(mu1)[real], np.asarray(mu2)[real], rtol=1e-5, atol=1e-5)
   # The release's statistics over every slot do see the padding.
-  rel = model_lib.Arch2Vec(5, model_lib.ModelConfig(hidden=16, latent=4, layers=2, bn_include_padding=True))
+  rel = model_lib.Arch2Vec(
+    5, model_lib.ModelConfig(hidden=16, latent=4, layers=2, bn_include_padding=True)
+  )
   r1 = rel.apply(variables, g, train=True, rngs=rngs, mutable=["batch_stats"])[0]["mu"]
-  r2 = rel.apply(variables, g._replace(nodes=jnp.asarray(nodes)), train=True, rngs=rngs,
-                 mutable=["batch_stats"])[0]["mu"]
+  r2 = rel.apply(
+    variables, g._replace(nodes=jnp.asarray(nodes)), train=True, rngs=rngs, mutable=["batch_stats"]
+  )[0]["mu"]
   assert not np.allclose(np.asarray(r1)[real], np.asarray(r2)[real])
 
 
@@ -108,7 +134,9 @@ def test_masked_batchnorm_statistics_match_numpy():
   expected = (x - real.mean(0)) / np.sqrt(real.var(0) + 1e-5)
   np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(np.asarray(upd["batch_stats"]["mean"]), 0.1 * real.mean(0), rtol=1e-5)
-  np.testing.assert_allclose(np.asarray(upd["batch_stats"]["var"]), 0.9 + 0.1 * real.var(0, ddof=1), rtol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(upd["batch_stats"]["var"]), 0.9 + 0.1 * real.var(0, ddof=1), rtol=1e-5
+  )
 
 
 def test_vae_loss_matches_numpy_formula():
@@ -122,7 +150,9 @@ def test_vae_loss_matches_numpy_formula():
     "mu": rng.normal(size=(b, n, l)).astype(np.float32),
     "log_sigma": 0.1 * rng.normal(size=(b, n, l)).astype(np.float32),
   }
-  loss, terms = model_lib.vae_loss({k: jnp.asarray(v) for k, v in out.items()}, jnp.asarray(adj), jnp.asarray(ops))
+  loss, terms = model_lib.vae_loss(
+    {k: jnp.asarray(v) for k, v in out.items()}, jnp.asarray(adj), jnp.asarray(ops)
+  )
   sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
   bce = lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p))  # noqa: E731
   ops_term = bce(sig(out["ops_logits"]), ops).mean()

@@ -52,7 +52,15 @@ SHAPES = [(12, 16, 9), (12, 16, 12), (40, 6, 31)]
 @pytest.mark.parametrize("log_alpha, log_beta", [(0.0, 2.0), (2.5, 7.0), (-3.0, 4.0)])
 def test_log_marginal_likelihood_matches_numpy(rows, dim, n, log_alpha, log_beta):
   phi, y, mask = _data(rows, dim, n)
-  got = float(_lml(jnp.asarray(phi, jnp.float32), jnp.asarray(y, jnp.float32), jnp.asarray(mask), log_alpha, log_beta))
+  got = float(
+    _lml(
+      jnp.asarray(phi, jnp.float32),
+      jnp.asarray(y, jnp.float32),
+      jnp.asarray(mask),
+      log_alpha,
+      log_beta,
+    )
+  )
   want = _numpy_lml(phi[:n], y[:n], np.exp(log_alpha), np.exp(log_beta))
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-2)
 
@@ -62,8 +70,14 @@ def test_posterior_and_predict_match_numpy(rows, dim, n):
   phi, y, mask = _data(rows, dim, n, seed=1)
   log_alpha, log_beta = 1.0, 5.0
   test = np.tanh(np.random.default_rng(2).normal(size=(25, dim)))
-  post, (mean, var), bounds = _fit_predict(jnp.asarray(phi, jnp.float32), jnp.asarray(y, jnp.float32),
-                                           jnp.asarray(mask), log_alpha, log_beta, jnp.asarray(test, jnp.float32))
+  post, (mean, var), bounds = _fit_predict(
+    jnp.asarray(phi, jnp.float32),
+    jnp.asarray(y, jnp.float32),
+    jnp.asarray(mask),
+    log_alpha,
+    log_beta,
+    jnp.asarray(test, jnp.float32),
+  )
   m, a_inv = _numpy_posterior(phi[:n], y[:n], np.exp(log_alpha), np.exp(log_beta))
   np.testing.assert_allclose(post.mean_w, m, rtol=1e-3, atol=1e-4)
   np.testing.assert_allclose(mean, test @ m, rtol=1e-3, atol=1e-4)
@@ -81,13 +95,17 @@ def test_optimize_hypers_finds_the_evidence_maximum():
   la, lb = jax.jit(blr.optimize_hypers)(spec)
   # Brute force in numpy on a fine grid of the same box.
   grid = np.linspace(-10, 10, 161)
-  best = max(_numpy_lml(phi[:24], y[:24], np.exp(a), np.exp(b)) for a in grid[::4] for b in grid[::4])
+  best = max(
+    _numpy_lml(phi[:24], y[:24], np.exp(a), np.exp(b)) for a in grid[::4] for b in grid[::4]
+  )
   got = _numpy_lml(phi[:24], y[:24], np.exp(float(la)), np.exp(float(lb)))
   assert got >= best - 1e-3
   # A local check: no neighbour on the final resolution is better.
   step = 20 / 20 / 4**3
   for da, db in [(step, 0), (-step, 0), (0, step), (0, -step)]:
-    assert got >= _numpy_lml(phi[:24], y[:24], np.exp(float(la) + da), np.exp(float(lb) + db)) - 1e-3
+    assert (
+      got >= _numpy_lml(phi[:24], y[:24], np.exp(float(la) + da), np.exp(float(lb) + db)) - 1e-3
+    )
 
 
 def _numpy_ei(mean, scale, best):
@@ -110,7 +128,9 @@ def test_expected_improvement_matches_numpy():
   mean = rng.uniform(0.7, 1.0, 200)
   scale = rng.uniform(1e-3, 0.2, 200)
   best = 0.9
-  got = jax.jit(blr.expected_improvement)(jnp.asarray(mean, jnp.float32), jnp.asarray(scale, jnp.float32), jnp.float32(best))
+  got = jax.jit(blr.expected_improvement)(
+    jnp.asarray(mean, jnp.float32), jnp.asarray(scale, jnp.float32), jnp.float32(best)
+  )
   np.testing.assert_allclose(got, _numpy_ei(mean, scale, best), rtol=1e-4, atol=1e-7)
 
 
@@ -119,6 +139,8 @@ def test_log_expected_improvement_matches_numpy(z_lo, z_hi):
   z = np.linspace(z_lo, z_hi, 301)
   scale = np.full_like(z, 0.05)
   mean = 0.9 + z * scale
-  got = jax.jit(blr.log_expected_improvement)(jnp.asarray(mean, jnp.float32), jnp.asarray(scale, jnp.float32), jnp.float32(0.9))
+  got = jax.jit(blr.log_expected_improvement)(
+    jnp.asarray(mean, jnp.float32), jnp.asarray(scale, jnp.float32), jnp.float32(0.9)
+  )
   np.testing.assert_allclose(got, _numpy_log_ei(mean, scale, 0.9), rtol=2e-4, atol=2e-3)
   assert np.all(np.diff(np.asarray(got)) > 0)  # increasing in the mean: the ranking is kept

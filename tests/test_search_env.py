@@ -41,7 +41,9 @@ def _visited(*cells):
   ],
 )
 def test_nearest_unvisited(env, point, visited, expected):
-  cell = jax.jit(env_lib.nearest_unvisited)(env, _visited(*visited), jnp.asarray(point, jnp.float32))
+  cell = jax.jit(env_lib.nearest_unvisited)(
+    env, _visited(*visited), jnp.asarray(point, jnp.float32)
+  )
   assert int(cell) == expected
 
 
@@ -59,13 +61,17 @@ def test_random_unvisited_and_distinct(env):
   # All but one visited: the 8 rejection tries usually fail, the exact fallback runs.
   cells = np.asarray(draw(keys, _visited(0, 1, 2, 3)))
   assert set(cells.tolist()) == {4}
-  d = np.asarray(jax.jit(env_lib.random_distinct, static_argnums=2)(jax.random.PRNGKey(1), _visited(2), 4))
+  d = np.asarray(
+    jax.jit(env_lib.random_distinct, static_argnums=2)(jax.random.PRNGKey(1), _visited(2), 4)
+  )
   assert sorted(d.tolist()) == [0, 1, 3, 4]
 
 
 def _query_all(env, budget, cells):
   def step(state, cell):
-    return env_lib.query(env, state, cell, env_lib.budget_active(state, budget) & ~state.visited[cell])
+    return env_lib.query(
+      env, state, cell, env_lib.budget_active(state, budget) & ~state.visited[cell]
+    )
 
   return jax.lax.scan(step, env_lib.init_state(env), jnp.asarray(cells, jnp.int32))
 

@@ -23,7 +23,9 @@ from arch2vec_jax.benchmarks import csv_data
 from arch2vec_jax.search import dngo, env as env_lib, experiment, reinforce
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location("launch_search", os.path.join(REPO, "launch", "search.py"))
+_spec = importlib.util.spec_from_file_location(
+  "launch_search", os.path.join(REPO, "launch", "search.py")
+)
 search_launcher = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(search_launcher)
 FLAGS = flags.FLAGS
@@ -41,8 +43,9 @@ def _head(src, dst, rows):
 def _random_encoder(ids, adjacency, ops, dim=16, seed=0):
   """A tiny random encoder: a fixed random projection of the flattened one-hot operations."""
   proj = np.random.default_rng(seed).normal(size=(ops.shape[1] * ops.shape[2], dim))
-  return (ops.reshape(len(ops), -1) @ proj + 0.01 * adjacency.reshape(len(ops), -1).sum(1, keepdims=True)).astype(
-    np.float32)
+  return (
+    ops.reshape(len(ops), -1) @ proj + 0.01 * adjacency.reshape(len(ops), -1).sum(1, keepdims=True)
+  ).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,9 @@ def data(shared_data, tmp_path_factory):
   folder = tmp_path_factory.mktemp("search_data")
   old = os.environ.get("ARCH2VEC_CACHE")
   os.environ["ARCH2VEC_CACHE"] = str(folder / "cache")
-  nb201_csv = _head(shared_data / "nb201_accuracies.csv", folder / "nb201_small.csv", NUM_CELLS + 50)
+  nb201_csv = _head(
+    shared_data / "nb201_accuracies.csv", folder / "nb201_small.csv", NUM_CELLS + 50
+  )
   table = csv_data.read_nb201_csv(nb201_csv, "cifar100", allow_subset=True)
   emb = _random_encoder(table.ids, table.adjacency, table.ops)
   order = np.random.default_rng(1).permutation(len(table))
@@ -60,9 +65,16 @@ def data(shared_data, tmp_path_factory):
   _head(shared_data / "nb201_accuracies.csv", folder / "nb201.csv", NUM_CELLS)
   nb101_csv = _head(shared_data / "nb101_subset.csv", folder / "nb101.csv", 200)
   t101 = csv_data.read_nb101_csv(nb101_csv, allow_subset=True)
-  embed.save_embeddings(folder / "emb101.npz", _random_encoder(t101.ids, t101.adjacency, t101.ops), t101.ids)
-  yield {"nb201": folder / "nb201.csv", "emb201": folder / "emb201.npz", "nb101": nb101_csv,
-         "emb101": folder / "emb101.npz", "folder": folder}
+  embed.save_embeddings(
+    folder / "emb101.npz", _random_encoder(t101.ids, t101.adjacency, t101.ops), t101.ids
+  )
+  yield {
+    "nb201": folder / "nb201.csv",
+    "emb201": folder / "emb201.npz",
+    "nb101": nb101_csv,
+    "emb101": folder / "emb101.npz",
+    "folder": folder,
+  }
   if old is None:
     os.environ.pop("ARCH2VEC_CACHE", None)
   else:
@@ -82,8 +94,16 @@ def _main(**kwargs):
 def launched(data, tmp_path_factory):
   """launch/search.py with random search and evolution on CIFAR-100."""
   workdir = tmp_path_factory.mktemp("search_run")
-  _main(space="nb201", benchmark=data["nb201"], dataset="cifar100", method="rs,re", seeds=SEEDS, budget=QUERIES,
-        workdir=workdir, seed=3)
+  _main(
+    space="nb201",
+    benchmark=data["nb201"],
+    dataset="cifar100",
+    method="rs,re",
+    seeds=SEEDS,
+    budget=QUERIES,
+    workdir=workdir,
+    seed=3,
+  )
   return workdir
 
 
@@ -91,9 +111,14 @@ def test_launcher_writes_traces_summary_and_plot(launched):
   assert sorted(os.listdir(launched / "traces")) == ["re.npz", "rs.npz"]
   assert (launched / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   summary = json.loads((launched / "summary.json").read_text())
-  assert "--method=rs,re" in summary["command"] and summary["seeds"] == SEEDS and summary["seed"] == 3
+  assert (
+    "--method=rs,re" in summary["command"] and summary["seeds"] == SEEDS and summary["seed"] == 3
+  )
   assert summary["budget"] == {"queries": QUERIES, "time_s": None}
-  assert summary["problem"]["reward"] == "cifar100_valid_12ep" and summary["problem"]["cells"] == NUM_CELLS
+  assert (
+    summary["problem"]["reward"] == "cifar100_valid_12ep"
+    and summary["problem"]["cells"] == NUM_CELLS
+  )
   assert summary["paper"] == {"rs": 71.04, "re": 71.84}
   for m in ("rs", "re"):
     t = summary["methods"][m]["time"]
@@ -124,7 +149,10 @@ def test_summary_agrees_with_traces_and_table(launched, data):
       assert entry["mean"] == pytest.approx(vals.mean(), rel=1e-9) and entry["n"] == SEEDS
       assert entry["std"] == pytest.approx(vals.std(), rel=1e-9, abs=1e-12)
       assert entry["regret_mean"] == pytest.approx(summary["optimum"] - vals.mean(), rel=1e-6)
-    assert summary["methods"][m]["final"]["mean"] == summary["methods"][m]["queries"][str(QUERIES)]["mean"]
+    assert (
+      summary["methods"][m]["final"]["mean"]
+      == summary["methods"][m]["queries"][str(QUERIES)]["mean"]
+    )
 
 
 def test_latent_space_methods_through_the_harness(data, tmp_path):
@@ -132,16 +160,34 @@ def test_latent_space_methods_through_the_harness(data, tmp_path):
   problem = experiment.load_problem("nb201", data["nb201"], "cifar10", data["emb201"], ["rl", "bo"])
   # The embeddings were matched by arch string, not by position.
   table = csv_data.read_nb201_csv(data["nb201"], "cifar10", allow_subset=True)
-  np.testing.assert_allclose(np.asarray(problem.env.embeddings), _random_encoder(table.ids, table.adjacency, table.ops),
-                             rtol=1e-6)
-  configs = {"rl": reinforce.ReinforceConfig(hidden_dim=8, episode_length=4),
-             "bo": dngo.BOConfig(num_init=4, hidden_dim=8, num_epochs=3, batch_size=2, num_candidates=4, bound_rank=2,
-                                 predict_chunk=64)}
+  np.testing.assert_allclose(
+    np.asarray(problem.env.embeddings),
+    _random_encoder(table.ids, table.adjacency, table.ops),
+    rtol=1e-6,
+  )
+  configs = {
+    "rl": reinforce.ReinforceConfig(hidden_dim=8, episode_length=4),
+    "bo": dngo.BOConfig(
+      num_init=4,
+      hidden_dim=8,
+      num_epochs=3,
+      batch_size=2,
+      num_candidates=4,
+      bound_rank=2,
+      predict_chunk=64,
+    ),
+  }
   logs = []
-  summary = experiment.run_experiment(problem, ["rl", "bo"], 2, env_lib.Budget(8), tmp_path, configs=configs,
-                                      log=logs.append)
-  assert sorted(summary["methods"]) == ["bo", "rl"] and summary["methods"]["bo"]["config"]["hidden_dim"] == 8
-  assert any(line.startswith("[bo] compile") for line in logs) and logs[-1].startswith("nb201 cifar10")
+  summary = experiment.run_experiment(
+    problem, ["rl", "bo"], 2, env_lib.Budget(8), tmp_path, configs=configs, log=logs.append
+  )
+  assert (
+    sorted(summary["methods"]) == ["bo", "rl"]
+    and summary["methods"]["bo"]["config"]["hidden_dim"] == 8
+  )
+  assert any(line.startswith("[bo] compile") for line in logs) and logs[-1].startswith(
+    "nb201 cifar10"
+  )
   for m in ("rl", "bo"):
     trace, _ = experiment.load_trace(tmp_path / "traces" / f"{m}.npz")
     assert trace.mask.all() and all(len(set(c.tolist())) == 8 for c in trace.cell)
@@ -179,12 +225,16 @@ def test_nb101_problem_reports_validation_regret_and_time_budgets(data):
   assert problem.field == "best_valid" and problem.optimum == pytest.approx(table.valid_acc.max())
   assert np.isnan(problem.oracle) and problem.neighbours.shape[0] == len(table)
   budget = experiment.make_budget(problem, time_budget=20_000.0)
-  assert budget.is_time and budget.max_queries == env_lib.max_queries_for_cost(np.asarray(problem.env.cost), 20_000.0)
+  assert budget.is_time and budget.max_queries == env_lib.max_queries_for_cost(
+    np.asarray(problem.env.cost), 20_000.0
+  )
   assert experiment.cost_points(budget) == [2000.0, 5000.0, 10000.0, 15000.0, 20000.0]
   with pytest.raises(ValueError, match="is not one of nb101"):
     experiment.load_problem("nb101", data["nb101"], "cifar100", None, ["rs"])
   # A fixed cost per query makes a time budget possible on the NB201 CSV (no training times).
-  p201 = experiment.load_problem("nb201", data["nb201"], "cifar10", None, ["rs"], cost_per_query=100.0)
+  p201 = experiment.load_problem(
+    "nb201", data["nb201"], "cifar10", None, ["rs"], cost_per_query=100.0
+  )
   assert experiment.make_budget(p201, time_budget=1000.0).max_queries == 10
 
 
@@ -203,19 +253,26 @@ def test_curves_and_trace_roundtrip(tmp_path):
   np.testing.assert_allclose(c["mean"], [46.0, 71.0, 71.0, 76.0], rtol=1e-6)
   np.testing.assert_allclose(c["regret_mean"], [44.0, 19.0, 19.0, 14.0], rtol=1e-5)
   t = experiment.curve(trace, "best_valid", x="cost", grid=[4, 10, 25, 45])
-  np.testing.assert_allclose(t["mean"], [np.nan, 45.0, 50.0, 55.0], rtol=1e-6)  # nobody has queried by t = 4
+  np.testing.assert_allclose(
+    t["mean"], [np.nan, 45.0, 50.0, 55.0], rtol=1e-6
+  )  # nobody has queried by t = 4
   assert t["n"] == [0, 2, 2, 2]
-  experiment.save_trace(tmp_path / "t.npz", trace, jax.random.split(jax.random.key(0), 2), {"method": "rs"})
+  experiment.save_trace(
+    tmp_path / "t.npz", trace, jax.random.split(jax.random.key(0), 2), {"method": "rs"}
+  )
   back, meta = experiment.load_trace(tmp_path / "t.npz")
   assert meta == {"method": "rs"} and np.load(tmp_path / "t.npz")["seed_keys"].shape == (2, 2)
   for a, b in zip(trace, back):
     np.testing.assert_array_equal(a, b)
   # Slots no seed used (a time budget's spare room) are not written.
   spare = env_lib.Trace(*(np.concatenate([a, a[:, -1:]], axis=1) for a in trace))._replace(
-    mask=np.concatenate([trace.mask, np.zeros((2, 1), bool)], axis=1))
+    mask=np.concatenate([trace.mask, np.zeros((2, 1), bool)], axis=1)
+  )
   experiment.save_trace(tmp_path / "s.npz", spare)
   np.testing.assert_array_equal(experiment.load_trace(tmp_path / "s.npz")[0].cell, trace.cell)
-  experiment.plot_curves(tmp_path / "c.png", {"rs": c}, "t", "queries", "acc", optimum=90.0, oracle=80.0)
+  experiment.plot_curves(
+    tmp_path / "c.png", {"rs": c}, "t", "queries", "acc", optimum=90.0, oracle=80.0
+  )
   assert (tmp_path / "c.png").stat().st_size > 1000
   with pytest.raises(ValueError, match="unknown method"):
     experiment.parse_methods("rs,bogus")
@@ -223,15 +280,31 @@ def test_curves_and_trace_roundtrip(tmp_path):
 
 
 def test_merge_adds_a_method_with_its_own_seed_count(data, tmp_path):
-  common = dict(space="nb201", benchmark=data["nb201"], dataset="cifar100", budget=QUERIES, workdir=tmp_path, seed=3)
+  common = dict(
+    space="nb201",
+    benchmark=data["nb201"],
+    dataset="cifar100",
+    budget=QUERIES,
+    workdir=tmp_path,
+    seed=3,
+  )
   _main(method="rs", seeds=SEEDS, **common)
   before = np.load(tmp_path / "traces" / "rs.npz")["cell"]
   _main(method="re", seeds=2, merge=True, **common)
   summary = json.loads((tmp_path / "summary.json").read_text())
-  assert sorted(summary["methods"]) == ["re", "rs"] and summary["paper"] == {"rs": 71.04, "re": 71.84}
+  assert sorted(summary["methods"]) == ["re", "rs"] and summary["paper"] == {
+    "rs": 71.04,
+    "re": 71.84,
+  }
   assert summary["methods"]["rs"]["seeds"] == SEEDS and summary["methods"]["re"]["seeds"] == 2
-  assert len(summary["commands"]) == 2 and "--merge" in summary["commands"][1] and "--method=rs" in summary["commands"][0]
-  np.testing.assert_array_equal(np.load(tmp_path / "traces" / "rs.npz")["cell"], before)  # kept, not rerun
+  assert (
+    len(summary["commands"]) == 2
+    and "--merge" in summary["commands"][1]
+    and "--method=rs" in summary["commands"][0]
+  )
+  np.testing.assert_array_equal(
+    np.load(tmp_path / "traces" / "rs.npz")["cell"], before
+  )  # kept, not rerun
   assert experiment.format_summary(summary).splitlines()[0].endswith("over 2/4 seeds)")
   with pytest.raises(app.UsageError, match="cannot merge: its budget"):
     _main(method="re", seeds=2, merge=True, **{**common, "budget": QUERIES // 2})
@@ -242,16 +315,32 @@ def test_merge_adds_a_method_with_its_own_seed_count(data, tmp_path):
 def test_benchmark_search_runs_and_records(data, tmp_path):
   """launch/benchmark_search.py end to end on a tiny problem (a subprocess: its flags share names with search.py's)."""
   out = tmp_path / "bench.json"
-  cmd = [sys.executable, os.path.join(REPO, "launch", "benchmark_search.py"), f"--benchmark={data['nb201']}",
-         f"--embeddings={data['emb201']}", "--method=rs,re", "--seeds=3", "--budget=12", "--max_loop_s=30",
-         "--nobo_parts", f"--out={out}"]
+  cmd = [
+    sys.executable,
+    os.path.join(REPO, "launch", "benchmark_search.py"),
+    f"--benchmark={data['nb201']}",
+    f"--embeddings={data['emb201']}",
+    "--method=rs,re",
+    "--seeds=3",
+    "--budget=12",
+    "--max_loop_s=30",
+    "--nobo_parts",
+    f"--out={out}",
+  ]
   env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
   proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
-  assert result["command"].startswith("python launch/benchmark_search.py") and result["machine"]["backend"] == "cpu"
+  assert (
+    result["command"].startswith("python launch/benchmark_search.py")
+    and result["machine"]["backend"] == "cpu"
+  )
   assert result["matmul_rates"]["peak_gflops"] > 0 and result["machine"]["cpu_isa"]["effective"]
   for m in ("rs", "re"):
     row = result["methods"][m]
-    assert row["loop_equals_batched"] and row["loop"]["seeds_run"] == 3 and not row["loop"]["extrapolated"]
+    assert (
+      row["loop_equals_batched"]
+      and row["loop"]["seeds_run"] == 3
+      and not row["loop"]["extrapolated"]
+    )
     assert row["batched_s"] > 0 and row["compile_s"] > 0

@@ -14,6 +14,7 @@ from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.spaces import nb201
 from tiny_search import CONFIGS, D, N, make_table
 
+
 @pytest.fixture(scope="module")
 def table():
   return make_table()
@@ -73,7 +74,9 @@ def test_time_budget_stops_every_method(table):
   budget = env_lib.Budget(max_queries=12, max_cost=60.0)  # 3 to 6 queries of 10-20 s
   for method in ("rs", "re"):
     config = CONFIGS[method][0]
-    trace = jax.jit(runner.make_search(method, config, env, budget, neighbours))(jax.random.PRNGKey(0))
+    trace = jax.jit(runner.make_search(method, config, env, budget, neighbours))(
+      jax.random.PRNGKey(0)
+    )
     made = int(np.asarray(trace.mask).sum())
     assert 3 <= made <= 6
     assert float(trace.cost[made - 2]) < 60.0 <= float(trace.cost[-1])
@@ -83,7 +86,9 @@ def test_time_budget_stops_every_method(table):
 def test_regularized_evolution_children_are_neighbours(table):
   env, neighbours = table
   config, queries = CONFIGS["re"]
-  trace = jax.jit(runner.make_search("re", config, env, env_lib.Budget(queries), neighbours))(jax.random.PRNGKey(1))
+  trace = jax.jit(runner.make_search("re", config, env, env_lib.Budget(queries), neighbours))(
+    jax.random.PRNGKey(1)
+  )
   cells = np.asarray(trace.cell)
   for t in range(config.population_size, queries):
     # The child mutates a member of the last `population_size` queries (aging).
@@ -120,8 +125,9 @@ def test_pruned_acquisition_equals_full():
   @jax.jit
   def both(key, rows, visited):
     mask = jnp.arange(20) < 20
-    sur, _ = dngo.fit_surrogate(key, config, env.embeddings[rows], env.reward[rows], mask, 20,
-                                dngo.init_mlp(key, D, 8))
+    sur, _ = dngo.fit_surrogate(
+      key, config, env.embeddings[rows], env.reward[rows], mask, 20, dngo.init_mlp(key, D, 8)
+    )
     best = jnp.max(env.reward[rows])
     outs = []
     for m, rank, k in [(40, 8, 1), (6, 0, 3), (0, 0, 3)]:
@@ -134,20 +140,32 @@ def test_pruned_acquisition_equals_full():
     rows = rng.choice(N, 20, replace=False)
     visited = np.zeros(N, bool)
     visited[rows] = True
-    (c1, s1, ok1), (c3, s3, ok3), (f3, fs3, _) = both(jax.random.PRNGKey(s), jnp.asarray(rows), jnp.asarray(visited))
+    (c1, s1, ok1), (c3, s3, ok3), (f3, fs3, _) = both(
+      jax.random.PRNGKey(s), jnp.asarray(rows), jnp.asarray(visited)
+    )
     np.testing.assert_array_equal(c3, f3)
     np.testing.assert_array_equal(c1, f3[:1])
     np.testing.assert_allclose(s3, fs3, rtol=1e-5)
     assert not visited[np.asarray(f3)].any()
     pruned_ok += [bool(ok1), bool(ok3)]
-  assert any(pruned_ok) and not all(pruned_ok)  # both paths (pruned and full fallback) were exercised
+  assert any(pruned_ok) and not all(
+    pruned_ok
+  )  # both paths (pruned and full fallback) were exercised
 
 
 def test_bo_variants_run(table):
   """BLR on the embeddings, top-k = 2 and the release acquisition, with per-iteration statistics."""
   env, _ = table
-  config = dngo.BOConfig(surrogate="blr", top_k=2, acquisition="release", target=1.0, num_init=3,
-                         num_candidates=4, hyper_levels=1, predict_chunk=32)
+  config = dngo.BOConfig(
+    surrogate="blr",
+    top_k=2,
+    acquisition="release",
+    target=1.0,
+    num_init=3,
+    num_candidates=4,
+    hyper_levels=1,
+    predict_chunk=32,
+  )
   trace = jax.jit(dngo.make_bo(config, env, env_lib.Budget(9)))(jax.random.PRNGKey(0))
   assert np.asarray(trace.mask).all() and len(set(np.asarray(trace.cell).tolist())) == 9
   # The fits' statistics, through ask/tell (the same search: `make_bo` is its table loop).
@@ -170,9 +188,12 @@ def test_bo_seed_groups_equal_one_seed_at_a_time(table, group):
   env, neighbours = table
   config, queries = CONFIGS["bo"]
   keys = jax.random.split(jax.random.PRNGKey(3), 5)
-  one = runner.run_seeds(runner.make_search("bo", config, env, env_lib.Budget(queries), neighbours), keys)
-  grouped_run = runner.make_search("bo", dataclasses.replace(config, seed_group=group), env, env_lib.Budget(queries),
-                                   neighbours)
+  one = runner.run_seeds(
+    runner.make_search("bo", config, env, env_lib.Budget(queries), neighbours), keys
+  )
+  grouped_run = runner.make_search(
+    "bo", dataclasses.replace(config, seed_group=group), env, env_lib.Budget(queries), neighbours
+  )
   chex.clear_trace_counter()  # the counter is keyed by the function's code, shared by every make_bo
   counted = chex.assert_max_traces(grouped_run, n=1)
   grouped = runner.run_seeds(counted, keys)

@@ -29,14 +29,24 @@ LR = 1e-3
 
 def _run_check(name, *args, devices=8):
   env = dict(os.environ)
-  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}").strip()
+  env["XLA_FLAGS"] = (
+    env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"
+  ).strip()
   env.pop("JAX_NUM_CPU_DEVICES", None)
   env["JAX_PLATFORMS"] = "cpu"
-  proc = subprocess.run([sys.executable, str(HERE / "sharded_checks.py"), name, *args], env=env, cwd=HERE.parent,
-                        capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [sys.executable, str(HERE / "sharded_checks.py"), name, *args],
+    env=env,
+    cwd=HERE.parent,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-  assert proc.returncode == 0 and lines, f"{name} failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-  return json.loads(lines[-1][len("RESULT "):])
+  assert proc.returncode == 0 and lines, (
+    f"{name} failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+  )
+  return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,9 @@ def pretrain_check():
 
 def test_sharded_epochs_equal_single_device(train_check):
   assert train_check["num_devices"] == 8
-  for n, r in train_check["epochs"].items():  # 2 and 8 devices, 2 epochs of 3 steps (the last one padded)
+  for n, r in train_check[
+    "epochs"
+  ].items():  # 2 and 8 devices, 2 epochs of 3 steps (the last one padded)
     assert r["step"] == 6, n
     assert r["param_shardings"] == ["P()"], n  # parameters stay replicated
     assert r["params"]["rel"] < 1e-5, (n, r)
@@ -81,7 +93,9 @@ def test_pretrain_on_8_devices_equals_1(pretrain_check):
   one, eight = d["final"]
   for key in ("ops_acc", "adj_acc", "exact_acc", "num_valid", "num_unique"):
     assert abs(eight[key] - one[key]) <= d[key] + 1e-9, (key, d)
-  assert d["ops_acc"] < 0.5 and d["num_valid"] < 100, d  # the bound is tight enough to mean something
+  assert d["ops_acc"] < 0.5 and d["num_valid"] < 100, (
+    d
+  )  # the bound is tight enough to mean something
   # The default release schedule: epoch 0 (training mode) as tight; from epoch 1 the eval-mode outputs
   # see the pre-BN biases through the frozen running means (module doc), so losses agree to 1e-3.
   for key, (one, eight) in r["release_history"].items():
@@ -92,10 +106,18 @@ def test_pretrain_on_8_devices_equals_1(pretrain_check):
   one, eight = d["final"]
   for key in ("ops_acc", "adj_acc", "exact_acc", "num_valid", "num_unique"):
     assert abs(eight[key] - one[key]) <= d[key] + 1e-9, (key, d)
-  assert r["params"]["rel"] < 1e-5 and r["params"]["pre_bn_bias_abs"] <= 2 * LR * 12 + 1e-6, r["params"]
-  assert r["embeddings_abs"] < 0.05  # eval-mode BatchNorm uses the running means (see the module doc)
+  assert r["params"]["rel"] < 1e-5 and r["params"]["pre_bn_bias_abs"] <= 2 * LR * 12 + 1e-6, r[
+    "params"
+  ]
+  assert (
+    r["embeddings_abs"] < 0.05
+  )  # eval-mode BatchNorm uses the running means (see the module doc)
   assert r["parallel"][0]["num_devices"] == 1 and r["parallel"][1] == {
-    "num_devices": 8, "num_processes": 1, "device_kind": "cpu", "axis": "data"}
+    "num_devices": 8,
+    "num_processes": 1,
+    "device_kind": "cpu",
+    "axis": "data",
+  }
   assert r["written_parallel"]["num_devices"] == 8
   assert r["state_devices"] == 8
 
@@ -130,8 +152,18 @@ def test_distributed_initialize_one_process():
     port = s.getsockname()[1]
   r = _run_check("distributed", str(port), devices=2)
   assert r["process_count"] == 1 and r["device_count"] == 2
-  assert r["parallel"] == {"num_devices": 2, "num_processes": 1, "device_kind": "cpu", "axis": "data"}
-  assert r["written"] == [".lock", "checkpoints", "embeddings.npz", "metrics.json"]  # .lock: workdir.claim
+  assert r["parallel"] == {
+    "num_devices": 2,
+    "num_processes": 1,
+    "device_kind": "cpu",
+    "axis": "data",
+  }
+  assert r["written"] == [
+    ".lock",
+    "checkpoints",
+    "embeddings.npz",
+    "metrics.json",
+  ]  # .lock: workdir.claim
   assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5)
   assert r["params"]["rel"] < 1e-5
   for method, m in r["search"].items():  # seeds sharded over the global mesh equal one device

@@ -59,7 +59,9 @@ def test_crc32c_batch_narrow_slice_at_the_end_of_the_buffer():
   buf = np.random.default_rng(2).integers(0, 256, 1000, dtype=np.uint8)
   starts, lengths = np.array([0, 900]), np.array([500, 100])
   want = [tfrecord._crc32c_small(buf[s : s + n].tobytes()) for s, n in zip(starts, lengths)]
-  np.testing.assert_array_equal(tfrecord._crc32c_batch_numpy(buf, starts, lengths), np.asarray(want, np.uint32))
+  np.testing.assert_array_equal(
+    tfrecord._crc32c_batch_numpy(buf, starts, lengths), np.asarray(want, np.uint32)
+  )
 
 
 def test_masked_crc32c():
@@ -85,30 +87,73 @@ def _model_metrics_classes():
   pytest.importorskip("google.protobuf")
   from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-  fdp = descriptor_pb2.FileDescriptorProto(name="model_metrics_test.proto", package="nasbench", syntax="proto2")
+  fdp = descriptor_pb2.FileDescriptorProto(
+    name="model_metrics_test.proto", package="nasbench", syntax="proto2"
+  )
   ev = fdp.message_type.add(name="EvaluationData")
-  for number, name in enumerate(["current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy"], 1):
-    ev.field.add(name=name, number=number, type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-                 label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-  ev.field.add(name="checkpoint_path", number=6, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-               label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+  for number, name in enumerate(
+    ["current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy"], 1
+  ):
+    ev.field.add(
+      name=name,
+      number=number,
+      type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
+      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+    )
+  ev.field.add(
+    name="checkpoint_path",
+    number=6,
+    type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+    label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+  )
   mm = fdp.message_type.add(name="ModelMetrics")
-  mm.field.add(name="evaluation_data", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-               label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED, type_name=".nasbench.EvaluationData")
-  mm.field.add(name="trainable_parameters", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
-               label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-  mm.field.add(name="total_time", number=3, type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-               label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+  mm.field.add(
+    name="evaluation_data",
+    number=1,
+    type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+    label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+    type_name=".nasbench.EvaluationData",
+  )
+  mm.field.add(
+    name="trainable_parameters",
+    number=2,
+    type=descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
+    label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+  )
+  mm.field.add(
+    name="total_time",
+    number=3,
+    type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
+    label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+  )
   pool = descriptor_pool.DescriptorPool()
   pool.Add(fdp)
   return message_factory.GetMessageClass(pool.FindMessageTypeByName("nasbench.ModelMetrics"))
 
 
 EVALS = [
-  dict(current_epoch=0.0, training_time=0.0, train_accuracy=0.1, validation_accuracy=0.09, test_accuracy=0.1),
-  dict(current_epoch=54.0, training_time=800.5, train_accuracy=0.8, validation_accuracy=0.75, test_accuracy=0.74,
-       checkpoint_path="gs://bucket/model.ckpt-1234"),
-  dict(current_epoch=108.0, training_time=1600.25, train_accuracy=1.0, validation_accuracy=0.93, test_accuracy=0.925),
+  dict(
+    current_epoch=0.0,
+    training_time=0.0,
+    train_accuracy=0.1,
+    validation_accuracy=0.09,
+    test_accuracy=0.1,
+  ),
+  dict(
+    current_epoch=54.0,
+    training_time=800.5,
+    train_accuracy=0.8,
+    validation_accuracy=0.75,
+    test_accuracy=0.74,
+    checkpoint_path="gs://bucket/model.ckpt-1234",
+  ),
+  dict(
+    current_epoch=108.0,
+    training_time=1600.25,
+    train_accuracy=1.0,
+    validation_accuracy=0.93,
+    test_accuracy=0.925,
+  ),
 ]
 
 
@@ -129,14 +174,22 @@ def test_protobuf_writer_and_decoder_match_protobuf_runtime():
   assert got["evaluation_data"][0]["checkpoint_path"] == ""
   # Negative int32 (10-byte varint) and absent optional fields.
   neg = ModelMetrics(trainable_parameters=-5).SerializeToString()
-  assert tfrecord.decode_model_metrics(neg) == {"evaluation_data": [], "trainable_parameters": -5, "total_time": 0.0}
+  assert tfrecord.decode_model_metrics(neg) == {
+    "evaluation_data": [],
+    "trainable_parameters": -5,
+    "total_time": 0.0,
+  }
 
 
 def test_fast_paths_agree_with_full_decoders():
   for evals in (EVALS, EVALS[:2], EVALS[::-1], [EVALS[0]]):
     wire = formats.encode_model_metrics(evals, 123, 4.5)
     e = tfrecord.decode_model_metrics(wire)["evaluation_data"][-1]
-    assert tfrecord._final_evaluation(wire) == (e["validation_accuracy"], e["test_accuracy"], e["training_time"])
+    assert tfrecord._final_evaluation(wire) == (
+      e["validation_accuracy"],
+      e["test_accuracy"],
+      e["training_time"],
+    )
   with pytest.raises(ValueError, match="no evaluation_data"):
     tfrecord._final_evaluation(formats.encode_model_metrics([], 1, 1.0))
   # Compact JSON (no spaces) goes through json.loads and gives the same fields.
@@ -149,7 +202,14 @@ def test_fast_paths_agree_with_full_decoders():
 
 def test_protobuf_unknown_fields_are_skipped():
   base = formats.encode_model_metrics(EVALS[:1], 7, 1.5)
-  extra = bytes([9 << 3 | 0]) + b"\x96\x01" + bytes([10 << 3 | 5]) + b"abcd" + bytes([11 << 3 | 2, 3]) + b"xyz"
+  extra = (
+    bytes([9 << 3 | 0])
+    + b"\x96\x01"
+    + bytes([10 << 3 | 5])
+    + b"abcd"
+    + bytes([11 << 3 | 2, 3])
+    + b"xyz"
+  )
   got = tfrecord.decode_model_metrics(base + extra)
   assert got["trainable_parameters"] == 7 and got["total_time"] == 1.5
 
@@ -157,7 +217,10 @@ def test_protobuf_unknown_fields_are_skipped():
 @pytest.mark.parametrize(
   "wire, match",
   [
-    (bytes([2 << 3 | 1]) + bytes(8), r"trainable_parameters \(field 2\) has wire type 1, expected 0"),
+    (
+      bytes([2 << 3 | 1]) + bytes(8),
+      r"trainable_parameters \(field 2\) has wire type 1, expected 0",
+    ),
     (bytes([3 << 3 | 0, 1]), r"total_time \(field 3\) has wire type 0, expected 1"),
     (bytes([1 << 3 | 2, 50]) + bytes(3), "runs past the end"),
     (bytes([3 << 3 | 1]) + bytes(4), "truncated fixed64"),
@@ -186,14 +249,16 @@ def nb101_cells(shared_data):
   cells = []
   for v in sorted(by_v):
     for row in by_v[v]:
-      cells.append(dict(
-        hash=row["hash"],
-        matrix=np.array([int(c) for c in row["adjacency"]], np.int8).reshape(v, v),
-        ops=row["operations"].split("|"),
-        valid=float(row["valid_acc_108ep"]),
-        time=float(row["training_time_108ep"]),
-        params=int(row["trainable_parameters"]),
-      ))
+      cells.append(
+        dict(
+          hash=row["hash"],
+          matrix=np.array([int(c) for c in row["adjacency"]], np.int8).reshape(v, v),
+          ops=row["operations"].split("|"),
+          valid=float(row["valid_acc_108ep"]),
+          time=float(row["training_time_108ep"]),
+          params=int(row["trainable_parameters"]),
+        )
+      )
   return cells
 
 
@@ -212,14 +277,24 @@ def test_read_nb101_tfrecord_values(nb101_file, nb101_cells):
   np.testing.assert_array_equal(table.index, np.arange(len(nb101_cells)))
   # Means of the three runs (see formats.write_nb101_tfrecord).
   np.testing.assert_allclose(table.valid_acc, [c["valid"] for c in nb101_cells], rtol=0, atol=1e-12)
-  np.testing.assert_allclose(table.test_acc, [c["valid"] - 0.01 for c in nb101_cells], rtol=0, atol=1e-12)
+  np.testing.assert_allclose(
+    table.test_acc, [c["valid"] - 0.01 for c in nb101_cells], rtol=0, atol=1e-12
+  )
   np.testing.assert_allclose(table.cost, [c["time"] for c in nb101_cells], rtol=1e-12)
   for k, c in enumerate(nb101_cells):
     a, o = nb101.encode(c["matrix"], c["ops"])
     np.testing.assert_array_equal(table.adjacency[k], a)
     np.testing.assert_array_equal(table.ops[k], o)
-  assert table.adjacency.dtype == np.int8 and table.adjacency.shape[1:] == (7, 7) and table.ops.shape[1:] == (7, 5)
-  assert table.meta["num_runs"] == 3 and table.meta["epochs"] == 108 and table.meta["records"] == len(offsets)
+  assert (
+    table.adjacency.dtype == np.int8
+    and table.adjacency.shape[1:] == (7, 7)
+    and table.ops.shape[1:] == (7, 5)
+  )
+  assert (
+    table.meta["num_runs"] == 3
+    and table.meta["epochs"] == 108
+    and table.meta["records"] == len(offsets)
+  )
   assert table.meta["hash_verified"] is True
 
 
@@ -233,17 +308,26 @@ def test_full_file_selects_epochs(tmp_path, nb101_cells):
     assert t108.valid_acc[k] == pytest.approx(expected[c["hash"]]["valid@108"], abs=1e-12)
     assert t12.valid_acc[k] == pytest.approx(expected[c["hash"]]["valid@12"], abs=1e-12)
     assert t12.cost[k] == pytest.approx(expected[c["hash"]]["time@12"], rel=1e-12)
-  with pytest.raises(ValueError, match=r"no record with epochs=50 among 72 records \(epochs present: \[4, 12, 36, 108\]\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"no record with epochs=50 among 72 records \(epochs present: \[4, 12, 36, 108\]\)",
+  ):
     tfrecord.read_nb101_tfrecord(path, epochs=50, allow_subset=True)
 
 
 def test_iter_records_streaming(nb101_file):
   path, offsets, _ = nb101_file
   whole = list(tfrecord.iter_records(path))
-  assert [r.offset for r in whole] == offsets and [r.number for r in whole] == list(range(len(offsets)))
+  assert [r.offset for r in whole] == offsets and [r.number for r in whole] == list(
+    range(len(offsets))
+  )
   calls = []
-  small = list(tfrecord.iter_records(path, chunk_size=700, progress=lambda *a: calls.append(a)))  # < one record
-  assert [(r.number, r.offset, r.data) for r in small] == [(r.number, r.offset, r.data) for r in whole]
+  small = list(
+    tfrecord.iter_records(path, chunk_size=700, progress=lambda *a: calls.append(a))
+  )  # < one record
+  assert [(r.number, r.offset, r.data) for r in small] == [
+    (r.number, r.offset, r.data) for r in whole
+  ]
   assert calls[-1] == (len(offsets), os.path.getsize(path), os.path.getsize(path))
   assert json.loads(whole[0].data)[0] == whole[0].data[2:34].decode()
 
@@ -282,6 +366,7 @@ def _flip(pos):
   def fn(data):
     data[pos] ^= 0x20
     return data
+
   return fn
 
 
@@ -305,7 +390,8 @@ def test_flipped_bytes_name_file_record_and_offset(nb101_file, tmp_path, where, 
   with pytest.raises(ValueError) as e:
     _read(bad)
   assert str(e.value) == f"{bad}: record {k} at byte offset {offsets[k]}: {message}" + (
-    " (corrupt length field)" if "length" in message else " (corrupt data)")
+    " (corrupt length field)" if "length" in message else " (corrupt data)"
+  )
   # Records before the bad one are still streamed.
   got = []
   with pytest.raises(ValueError):
@@ -314,7 +400,9 @@ def test_flipped_bytes_name_file_record_and_offset(nb101_file, tmp_path, where, 
   assert got == list(range(k))
 
 
-@pytest.mark.parametrize("cut, what", [(5, "truncated length header"), (14, "truncated data"), (-2, "truncated data CRC")])
+@pytest.mark.parametrize(
+  "cut, what", [(5, "truncated length header"), (14, "truncated data"), (-2, "truncated data CRC")]
+)
 def test_truncated_file(nb101_file, tmp_path, cut, what):
   path, offsets, _ = nb101_file
   k = len(offsets) - 1
@@ -346,6 +434,7 @@ def _edit_json(i, value):
     row = json.loads(data)
     row[i] = value(row[i]) if callable(value) else value
     return json.dumps(row).encode()
+
   return fn
 
 
@@ -361,15 +450,26 @@ def _edit_json(i, value):
     (_edit_json(2, lambda s: s.replace("0", "2", 1)), "is not a string of 0/1"),
     (_edit_json(3, lambda s: s.replace("output", "conv5x5")), "operations .* are not input"),
     (_edit_json(4, lambda s: s[:-2] + "!!"), "raw_metrics is not valid base64"),
-    (_edit_json(4, lambda s: base64.b64encode(b"\x10\x01\x19").decode()), "raw_metrics protobuf: .*truncated fixed64"),
-    (_edit_json(4, lambda s: base64.b64encode(b"\x11" + bytes(8)).decode()), r"raw_metrics protobuf: .*has wire type 1"),
-    (_edit_json(4, lambda s: base64.b64encode(formats.encode_model_metrics([], 1, 1.0)).decode()), "no evaluation_data"),
+    (
+      _edit_json(4, lambda s: base64.b64encode(b"\x10\x01\x19").decode()),
+      "raw_metrics protobuf: .*truncated fixed64",
+    ),
+    (
+      _edit_json(4, lambda s: base64.b64encode(b"\x11" + bytes(8)).decode()),
+      r"raw_metrics protobuf: .*has wire type 1",
+    ),
+    (
+      _edit_json(4, lambda s: base64.b64encode(formats.encode_model_metrics([], 1, 1.0)).decode()),
+      "no evaluation_data",
+    ),
   ],
 )
 def test_bad_payloads_name_file_record_and_offset(nb101_file, tmp_path, fn, message):
   k = 4
   bad, offset = _rewrite(nb101_file, tmp_path, k, fn)
-  with pytest.raises(ValueError, match=rf"^{bad}: record {k} at byte offset {offset}: .*({message})"):
+  with pytest.raises(
+    ValueError, match=rf"^{bad}: record {k} at byte offset {offset}: .*({message})"
+  ):
     _read(bad)
 
 
@@ -377,11 +477,17 @@ def test_hash_mismatch_is_detected(nb101_file, tmp_path, nb101_cells):
   # Record 7 (a run of cell 2) claims a hash that is not its graph's.
   k = 7
   bad, offset = _rewrite(nb101_file, tmp_path, k, _edit_json(0, "0" * 32))
-  with pytest.raises(ValueError, match=rf"^{bad}: record {k} at byte offset {offset}: stored module_hash 0{{32}} != graph hash"):
+  with pytest.raises(
+    ValueError,
+    match=rf"^{bad}: record {k} at byte offset {offset}: stored module_hash 0{{32}} != graph hash",
+  ):
     _read(bad)
   # Unchecked, the record is a run of another cell: cell 2 is left with 2 of its 3 runs.
-  with pytest.raises(ValueError, match=rf"^{bad}: cell {nb101_cells[2]['hash']} \(first record 6 at byte offset "
-                     rf"\d+\) has 2 run\(s\), but {len(nb101_cells) - 1} of the {len(nb101_cells) + 1} cells have 3"):
+  with pytest.raises(
+    ValueError,
+    match=rf"^{bad}: cell {nb101_cells[2]['hash']} \(first record 6 at byte offset "
+    rf"\d+\) has 2 run\(s\), but {len(nb101_cells) - 1} of the {len(nb101_cells) + 1} cells have 3",
+  ):
     tfrecord.read_nb101_tfrecord(bad, verify_hash=False, allow_subset=True)
   # Record 0 claims the hash of the last cell: that cell's own records then disagree with it.
   bad2, _ = _rewrite(nb101_file, tmp_path, 0, _edit_json(0, nb101_cells[-1]["hash"]))
@@ -395,7 +501,10 @@ def test_parse_nb101_record(nb101_file):
   h, ep, adj, ops, metrics = tfrecord.parse_nb101_record(rec.data)
   assert ep == 108 and adj.dtype == np.int8 and adj.shape == (len(ops), len(ops))
   assert nb101.graph_hash(adj, ops) == h
-  assert len(metrics["evaluation_data"]) == 3 and metrics["evaluation_data"][-1]["current_epoch"] == 108.0
+  assert (
+    len(metrics["evaluation_data"]) == 3
+    and metrics["evaluation_data"][-1]["current_epoch"] == 108.0
+  )
 
 
 def test_encode_nb101_raw_matches_encode(nb101_cells):
@@ -405,7 +514,9 @@ def test_encode_nb101_raw_matches_encode(nb101_cells):
     a, o = nb101.encode(c["matrix"], c["ops"])
     np.testing.assert_array_equal(adj[k], a)
     np.testing.assert_array_equal(ops[k], o)
-  with pytest.raises(tfrecord.CellError, match="cell 1: adjacency is not a strictly upper-triangular"):
+  with pytest.raises(
+    tfrecord.CellError, match="cell 1: adjacency is not a strictly upper-triangular"
+  ):
     tfrecord.encode_nb101_raw(["0100", "0010"], [["input", "output"]] * 2)
 
 
@@ -437,40 +548,59 @@ def test_impossible_values_name_file_record_and_value(nb101_cells, tmp_path, fie
     return {**v, field: value} if (c, k) == (4, 1) else v
 
   path, offsets = _write_edited(tmp_path, nb101_cells, edit)
-  with pytest.raises(ValueError, match=rf"^{path}: record 13 at byte offset {offsets[13]}: "
-                     rf"evaluation_data\[-1\]\.{message}$"):
+  with pytest.raises(
+    ValueError,
+    match=rf"^{path}: record 13 at byte offset {offsets[13]}: "
+    rf"evaluation_data\[-1\]\.{message}$",
+  ):
     tfrecord.read_nb101_tfrecord(path, allow_subset=True)
 
 
 def test_cut_at_a_record_boundary_is_a_cell_with_fewer_runs(nb101_file, tmp_path, nb101_cells):
   path, offsets, _ = nb101_file
-  cut = _corrupt(path, tmp_path / "cut.tfrecord", lambda d: d[: offsets[-1]])  # the last cell's third run is gone
+  cut = _corrupt(
+    path, tmp_path / "cut.tfrecord", lambda d: d[: offsets[-1]]
+  )  # the last cell's third run is gone
   last = nb101_cells[-1]["hash"]
   n = len(nb101_cells)
-  with pytest.raises(ValueError, match=rf"^{cut}: cell {last} \(first record {len(offsets) - 3} at byte offset "
-                     rf"{offsets[-3]}\) has 2 run\(s\), but {n - 1} of the {n} cells have 3: a truncated"):
+  with pytest.raises(
+    ValueError,
+    match=rf"^{cut}: cell {last} \(first record {len(offsets) - 3} at byte offset "
+    rf"{offsets[-3]}\) has 2 run\(s\), but {n - 1} of the {n} cells have 3: a truncated",
+  ):
     tfrecord.read_nb101_tfrecord(cut, allow_subset=True)
 
 
 def test_a_cell_written_twice_has_too_many_runs(nb101_cells, tmp_path):
   cells = nb101_cells + [nb101_cells[3]]
   path, offsets = _write_edited(tmp_path, cells, None)
-  with pytest.raises(ValueError, match=rf"cell {cells[3]['hash']} \(first record 9 at byte offset {offsets[9]}\) "
-                     rf"has 6 run\(s\), but {len(nb101_cells) - 1} of the {len(nb101_cells)} cells have 3"):
+  with pytest.raises(
+    ValueError,
+    match=rf"cell {cells[3]['hash']} \(first record 9 at byte offset {offsets[9]}\) "
+    rf"has 6 run\(s\), but {len(nb101_cells) - 1} of the {len(nb101_cells)} cells have 3",
+  ):
     tfrecord.read_nb101_tfrecord(path, allow_subset=True)
 
 
 def test_a_cell_missing_a_run_anywhere(nb101_cells, tmp_path):
-  path, _ = _write_edited(tmp_path, nb101_cells, lambda c, k, ep, v: None if (c, k) == (0, 2) else v)
-  with pytest.raises(ValueError, match=rf"cell {nb101_cells[0]['hash']} \(first record 0 at byte offset 0\) has 2 run"):
+  path, _ = _write_edited(
+    tmp_path, nb101_cells, lambda c, k, ep, v: None if (c, k) == (0, 2) else v
+  )
+  with pytest.raises(
+    ValueError,
+    match=rf"cell {nb101_cells[0]['hash']} \(first record 0 at byte offset 0\) has 2 run",
+  ):
     tfrecord.read_nb101_tfrecord(path, allow_subset=True)
 
 
 def test_size_of_the_space_unless_a_subset_is_asked_for(nb101_file, nb101_cells, tmp_path, caplog):
   path, _, _ = nb101_file
   n = len(nb101_cells)
-  with pytest.raises(ValueError, match=rf"^{path}: {n} cells, but nb101 has 423624; a truncated or partial file\? "
-                     r"\(pass allow_subset=True to read a subset\)"):
+  with pytest.raises(
+    ValueError,
+    match=rf"^{path}: {n} cells, but nb101 has 423624; a truncated or partial file\? "
+    r"\(pass allow_subset=True to read a subset\)",
+  ):
     tfrecord.read_nb101_tfrecord(path)
   with pytest.raises(ValueError, match="but nb101 has 423624"):
     loader.load_table(path, cache=str(tmp_path))

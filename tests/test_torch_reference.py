@@ -19,7 +19,9 @@ from arch2vec_jax import model as model_lib
 from arch2vec_jax.spaces import nb101, nb201
 
 _spec = importlib.util.spec_from_file_location(
-  "torch_reference", os.path.join(os.path.dirname(__file__), os.pardir, "launch", "torch_reference.py"))
+  "torch_reference",
+  os.path.join(os.path.dirname(__file__), os.pardir, "launch", "torch_reference.py"),
+)
 ref = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ref)
 
@@ -59,12 +61,16 @@ def _torch_twin(params, batch_stats, d):
 def _setup(adj, ops):
   jax.config.update("jax_enable_x64", True)
   model = model_lib.Arch2Vec(ops.shape[-1], CONFIG)
-  graph = model_lib.cells_to_graphs(jnp.asarray(adj), jnp.asarray(ops, jnp.float64), model_lib.count_nodes(ops))
+  graph = model_lib.cells_to_graphs(
+    jnp.asarray(adj), jnp.asarray(ops, jnp.float64), model_lib.count_nodes(ops)
+  )
   variables = model.init({"params": jax.random.PRNGKey(0)}, graph, train=False)
   variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
   # Non-trivial running statistics, so that eval mode is tested with them.
   rng = np.random.default_rng(1)
-  stats = jax.tree.map(lambda x: jnp.asarray(rng.uniform(0.5, 1.5, x.shape)), variables["batch_stats"])
+  stats = jax.tree.map(
+    lambda x: jnp.asarray(rng.uniform(0.5, 1.5, x.shape)), variables["batch_stats"]
+  )
   variables = {"params": variables["params"], "batch_stats": stats}
   tm = _torch_twin(variables["params"], stats, ops.shape[-1])
   return model, graph, variables, tm
@@ -74,7 +80,9 @@ def _close(actual, desired):
   """Equal to rounding: within 1e-6 of the array's largest magnitude (parts of the JAX model, e.g. the
   BatchNorm statistics' node counts, stay float32 under x64; real differences are far larger)."""
   desired = np.asarray(desired)
-  np.testing.assert_allclose(actual, desired, rtol=0, atol=1e-6 * max(float(np.max(np.abs(desired))), 1e-30))
+  np.testing.assert_allclose(
+    actual, desired, rtol=0, atol=1e-6 * max(float(np.max(np.abs(desired))), 1e-30)
+  )
 
 
 def _cells(space):
@@ -100,8 +108,9 @@ def test_eval_mode_outputs_equal(cells):
   out = model.apply(variables, graph, train=False)
   tm.eval()
   with torch.no_grad():
-    ops_p, adj_p, mu, log_sigma = tm(torch.tensor(ops, dtype=torch.float64),
-                                     ref.symmetrize(torch.tensor(adj, dtype=torch.float64)))
+    ops_p, adj_p, mu, log_sigma = tm(
+      torch.tensor(ops, dtype=torch.float64), ref.symmetrize(torch.tensor(adj, dtype=torch.float64))
+    )
   _close(mu.numpy(), out["mu"])
   _close(log_sigma.numpy(), out["log_sigma"])
   _close(ops_p.numpy(), jax.nn.sigmoid(out["ops_logits"]))
@@ -113,8 +122,13 @@ def test_train_mode_loss_gradients_and_batch_stats_equal(cells):
   model, graph, variables, tm = _setup(adj, ops)
 
   def loss(params):  # z = mu (no sampling noise, no dropout), batch-statistics BatchNorm
-    (mu, log_sigma), upd = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, graph,
-                                       train=True, method=model_lib.Arch2Vec.encode, mutable=["batch_stats"])
+    (mu, log_sigma), upd = model.apply(
+      {"params": params, "batch_stats": variables["batch_stats"]},
+      graph,
+      train=True,
+      method=model_lib.Arch2Vec.encode,
+      mutable=["batch_stats"],
+    )
     ops_logits, adj_logits = model.apply({"params": params}, mu, method=model_lib.Arch2Vec.decode)
     outputs = {"mu": mu, "log_sigma": log_sigma, "ops_logits": ops_logits, "adj_logits": adj_logits}
     total, _ = model_lib.vae_loss(outputs, jnp.asarray(adj), jnp.asarray(ops))

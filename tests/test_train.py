@@ -38,7 +38,12 @@ def _setup(batch_size=8, model_config=TINY, lr=1e-3):
 
 def _batch(adj, ops):
   b = len(ops)
-  return (jnp.asarray(adj), jnp.asarray(ops), jnp.asarray(model_lib.count_nodes(ops)), jnp.ones((b,), bool))
+  return (
+    jnp.asarray(adj),
+    jnp.asarray(ops),
+    jnp.asarray(model_lib.count_nodes(ops)),
+    jnp.ones((b,), bool),
+  )
 
 
 def test_step_jit_equals_no_jit_and_params_finite():
@@ -63,17 +68,25 @@ def test_step_jit_equals_no_jit_and_params_finite():
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new_state.params))
   assert int(new_state.step) == 1
   # Parameters moved (Adam's first step is at most lr per entry) and BN statistics updated.
-  delta = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), state.params, new_state.params)))
+  delta = max(
+    jax.tree.leaves(
+      jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), state.params, new_state.params)
+    )
+  )
   assert 0 < delta <= 1.01e-3
-  assert not np.allclose(np.asarray(jax.tree.leaves(new_state.batch_stats)[0]),
-                         np.asarray(jax.tree.leaves(state.batch_stats)[0]))
+  assert not np.allclose(
+    np.asarray(jax.tree.leaves(new_state.batch_stats)[0]),
+    np.asarray(jax.tree.leaves(state.batch_stats)[0]),
+  )
 
 
 def test_epoch_is_traced_once_and_loss_decreases():
   _, model, tx, state = _setup(batch_size=16, lr=3e-3)
   adj, ops = _cells(64)
   data = train.Dataset(*jax.device_put((adj, ops, model_lib.count_nodes(ops).astype(np.int32))))
-  epoch_fn = chex.assert_max_traces(train.make_train_epoch(model, tx, batch_size=16, num_train=64), n=1)
+  epoch_fn = chex.assert_max_traces(
+    train.make_train_epoch(model, tx, batch_size=16, num_train=64), n=1
+  )
   jitted = jax.jit(epoch_fn)
   losses = []
   for epoch in range(6):
@@ -97,12 +110,16 @@ def test_partial_last_batch_sees_every_cell_once():
   _, stats = epoch_fn(state, data, jnp.int32(0))
   assert stats["loss"].shape == (3,)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
-  mu = np.asarray(model.apply(variables, model_lib.cells_to_graphs(adj, ops, n_node), train=False)["mu"])
+  mu = np.asarray(
+    model.apply(variables, model_lib.cells_to_graphs(adj, ops, n_node), train=False)["mu"]
+  )
   got = np.asarray(stats["mu_sum"]).sum(0)  # [n, latent]
   np.testing.assert_allclose(got, mu.sum(0), rtol=1e-4, atol=1e-4)
   # One padding slot counted as a cell would add a whole cell's mu: far outside that tolerance.
   assert np.abs(mu).sum(axis=(1, 2)).min() > 1e-1
-  np.testing.assert_allclose(np.asarray(stats["mu_sq_sum"]).sum(0), (mu * mu).sum(0), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+    np.asarray(stats["mu_sq_sum"]).sum(0), (mu * mu).sum(0), rtol=1e-4, atol=1e-4
+  )
 
 
 def test_shuffle_once_repeats_the_order_of_epoch_0():
@@ -114,19 +131,30 @@ def test_shuffle_once_repeats_the_order_of_epoch_0():
   data = train.Dataset(*jax.device_put((adj, ops, model_lib.count_nodes(ops).astype(np.int32))))
   losses = {}
   for once in (False, True):
-    fn = jax.jit(train.make_train_epoch(model, tx, batch_size=8, num_train=40, train=False, shuffle_once=once))
+    fn = jax.jit(
+      train.make_train_epoch(model, tx, batch_size=8, num_train=40, train=False, shuffle_once=once)
+    )
     losses[once] = [np.asarray(fn(state, data, jnp.int32(e))[1]["loss"]) for e in range(3)]
   np.testing.assert_array_equal(losses[True][0], losses[True][1])
   np.testing.assert_array_equal(losses[True][0], losses[True][2])
-  np.testing.assert_array_equal(losses[True][0], losses[False][0])  # epoch 0 is the same permutation
+  np.testing.assert_array_equal(
+    losses[True][0], losses[False][0]
+  )  # epoch 0 is the same permutation
   assert not np.array_equal(losses[False][0], losses[False][1])
 
 
 def test_tiny_model_overfits_a_handful_of_cells():
   adj, ops = _cells(8, seed=1)
-  config = train.TrainConfig(space="nb201", epochs=60, batch_size=8, lr=5e-3, num_prior_samples=0,
-                             model=model_lib.ModelConfig(hidden=64, latent=16, layers=2, dropout=0.0),
-                             train_fraction=64 / 72, release_eval_mode=False)
+  config = train.TrainConfig(
+    space="nb201",
+    epochs=60,
+    batch_size=8,
+    lr=5e-3,
+    num_prior_samples=0,
+    model=model_lib.ModelConfig(hidden=64, latent=16, layers=2, dropout=0.0),
+    train_fraction=64 / 72,
+    release_eval_mode=False,
+  )
   # 8 cells 8 times for training, then the same 8 held out: their reconstruction is measured.
   cells = (np.concatenate([adj] * 9), np.concatenate([ops] * 9))
   result = train.pretrain(config, None, log=None, cells=cells, save_embeddings=False)
@@ -137,8 +165,16 @@ def test_tiny_model_overfits_a_handful_of_cells():
 
 
 def _run(workdir, epochs=3, fail_after=None, resume=False, release=False):
-  config = train.TrainConfig(space="nb201", epochs=epochs, batch_size=16, num_prior_samples=300, seed=3,
-                             release_eval_mode=release, model=TINY, keep_checkpoints=2)
+  config = train.TrainConfig(
+    space="nb201",
+    epochs=epochs,
+    batch_size=16,
+    num_prior_samples=300,
+    seed=3,
+    release_eval_mode=release,
+    model=TINY,
+    keep_checkpoints=2,
+  )
 
   def log(line):
     if fail_after is not None and line.startswith(f"epoch {fail_after:3d}"):
@@ -164,7 +200,9 @@ def test_resume_equals_uninterrupted(tmp_path, full_run):
   assert [e for e, _ in ckpt_lib.list_checkpoints(tmp_path / "checkpoints")] == [0, 1]
   resumed = _run(tmp_path, resume=True)
   assert resumed["timings"]["resumed_at_epoch"] == 2
-  chex.assert_trees_all_equal(jax.device_get(full["state"].params), jax.device_get(resumed["state"].params))
+  chex.assert_trees_all_equal(
+    jax.device_get(full["state"].params), jax.device_get(resumed["state"].params)
+  )
   assert _strip_times(full["epochs"]) == _strip_times(resumed["epochs"])
   np.testing.assert_array_equal(full["embeddings"], resumed["embeddings"])
   # keep_checkpoints=2: only the newest two remain.
@@ -176,7 +214,11 @@ def test_run_outputs_metrics_and_embeddings(full_run):
   metrics = json.loads((full_dir / "metrics.json").read_text())
   assert len(metrics["epochs"]) == 3 and metrics["num_traces"] == {"train": 1, "eval": 0}
   for e in metrics["epochs"]:
-    assert 0 <= e["validity"] <= 1 and 0 <= e["uniqueness"] <= 1 and 0 <= e["validity_strict"] <= e["validity"]
+    assert (
+      0 <= e["validity"] <= 1
+      and 0 <= e["uniqueness"] <= 1
+      and 0 <= e["validity_strict"] <= e["validity"]
+    )
     assert 0 <= e["exact_acc"] <= min(e["ops_acc"], e["adj_acc"]) <= 1
     assert e["time"]["graphs_per_s"] > 0
   emb = embed_lib.load_embeddings(full_dir / "embeddings.npz")
@@ -186,10 +228,15 @@ def test_run_outputs_metrics_and_embeddings(full_run):
   np.testing.assert_array_equal(emb["ids"], np.asarray(nb201.hash_batch(adj, ops), dtype=str))
   # `encode` (eval mode) equals the model's mean over nodes of mu.
   state = full["state"]
-  enc = embed_lib.encode(state.params, state.batch_stats, adj, ops, model_config=TINY, chunk_size=32)
+  enc = embed_lib.encode(
+    state.params, state.batch_stats, adj, ops, model_config=TINY, chunk_size=32
+  )
   model = train.create_model(len(nb201.OPS), TINY)
-  out = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                    model_lib.cells_to_graphs(adj, ops), train=False)
+  out = model.apply(
+    {"params": state.params, "batch_stats": state.batch_stats},
+    model_lib.cells_to_graphs(adj, ops),
+    train=False,
+  )
   np.testing.assert_allclose(enc, np.asarray(out["mu"]).mean(1), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(enc, emb["embeddings"], rtol=1e-5, atol=1e-6)
 
@@ -251,9 +298,13 @@ def test_default_is_the_release_schedule():
 
 def test_pretrain_seeds_writes_mean_std_range(tmp_path):
   cells = _cells(48, seed=5)
-  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=50, model=TINY)
+  config = train.TrainConfig(
+    space="nb201", epochs=1, batch_size=16, num_prior_samples=50, model=TINY
+  )
   # One seed alone is exactly the same run as inside the sweep.
-  alone = train.pretrain(dataclasses.replace(config, seed=4), None, log=None, cells=cells, save_embeddings=False)
+  alone = train.pretrain(
+    dataclasses.replace(config, seed=4), None, log=None, cells=cells, save_embeddings=False
+  )
   calls = []
   result = train.pretrain_seeds(config, [4, 9], tmp_path, log=calls.append, cells=cells)
   assert [r["seed"] for r in result["runs"]] == [4, 9]
@@ -265,7 +316,9 @@ def test_pretrain_seeds_writes_mean_std_range(tmp_path):
     assert written["config"]["seed"] == r["seed"] and written["summary"] == r["summary"]
   losses = [r["summary"]["loss"] for r in result["runs"]]
   stats = result["statistics"]["loss"]
-  assert stats["mean"] == pytest.approx(np.mean(losses)) and stats["std"] == pytest.approx(np.std(losses, ddof=1))
+  assert stats["mean"] == pytest.approx(np.mean(losses)) and stats["std"] == pytest.approx(
+    np.std(losses, ddof=1)
+  )
   assert (stats["min"], stats["max"], stats["n"]) == (min(losses), max(losses), 2)
   assert "total_s" in result["statistics"] and "seed" not in result["config"]
   with open(tmp_path / "seeds.json") as f:
@@ -278,14 +331,22 @@ def test_pretrain_seeds_writes_mean_std_range(tmp_path):
 def test_fresh_run_refuses_a_used_workdir_unless_resume_or_overwrite(tmp_path, full_run):
   work = tmp_path / "w"
   _run(work, epochs=2)
-  with pytest.raises(ValueError, match=r"already holds a run \(metrics.json, embeddings.npz, checkpoints/\)"):
+  with pytest.raises(
+    ValueError, match=r"already holds a run \(metrics.json, embeddings.npz, checkpoints/\)"
+  ):
     _run(work, epochs=2)
-  assert _run(work, epochs=2, resume=True)["timings"]["resumed_at_epoch"] == 2  # resume: nothing left to do
+  assert (
+    _run(work, epochs=2, resume=True)["timings"]["resumed_at_epoch"] == 2
+  )  # resume: nothing left to do
   old = sorted(os.listdir(work / "checkpoints"))
-  config = train.TrainConfig(space="nb201", epochs=1, batch_size=16, num_prior_samples=300, seed=5, model=TINY)
+  config = train.TrainConfig(
+    space="nb201", epochs=1, batch_size=16, num_prior_samples=300, seed=5, model=TINY
+  )
   fresh = train.pretrain(config, work, overwrite=True, log=None, cells=_cells(80, seed=2))
   assert old == ["checkpoint_000000.msgpack", "checkpoint_000001.msgpack"]
-  assert sorted(os.listdir(work / "checkpoints")) == ["checkpoint_000000.msgpack"]  # the old run's files are gone
+  assert sorted(os.listdir(work / "checkpoints")) == [
+    "checkpoint_000000.msgpack"
+  ]  # the old run's files are gone
   with open(work / "metrics.json") as f:
     assert json.load(f)["config"]["seed"] == 5 and len(fresh["epochs"]) == 1
 
@@ -293,9 +354,17 @@ def test_fresh_run_refuses_a_used_workdir_unless_resume_or_overwrite(tmp_path, f
 def test_workdir_checked_before_any_work(tmp_path):
   (tmp_path / "afile").write_text("x")
   lines = []
-  for bad, message in [(tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "cannot create")]:
+  for bad, message in [
+    (tmp_path / "afile", "is a file"),
+    (tmp_path / "afile" / "sub", "cannot create"),
+  ]:
     with pytest.raises(ValueError, match=message):
-      train.pretrain(train.TrainConfig(space="nb201", epochs=1, model=TINY), bad, log=lines.append, cells=_cells(40))
+      train.pretrain(
+        train.TrainConfig(space="nb201", epochs=1, model=TINY),
+        bad,
+        log=lines.append,
+        cells=_cells(40),
+      )
   assert lines == []  # nothing was loaded or trained
 
 
@@ -304,14 +373,27 @@ def test_second_process_on_the_same_workdir_stops(tmp_path):
   import sys  # pylint: disable=import-outside-toplevel
 
   holder = subprocess.Popen(
-    [sys.executable, "-c", ("import sys, time\nfrom arch2vec_jax import workdir\n"
-                            "with workdir.claim(sys.argv[1], resume=False):\n  print('held', flush=True)\n"
-                            "  time.sleep(60)\n"), str(tmp_path)],
-    stdout=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      "-c",
+      (
+        "import sys, time\nfrom arch2vec_jax import workdir\n"
+        "with workdir.claim(sys.argv[1], resume=False):\n  print('held', flush=True)\n"
+        "  time.sleep(60)\n"
+      ),
+      str(tmp_path),
+    ],
+    stdout=subprocess.PIPE,
+    text=True,
+  )
   try:
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(workdir_lib.WorkdirInUse, match=f"in use by another run \\(pid {holder.pid}\\)"):
-      train.pretrain(train.TrainConfig(space="nb201", epochs=1, model=TINY), tmp_path, log=None, cells=_cells(40))
+    with pytest.raises(
+      workdir_lib.WorkdirInUse, match=f"in use by another run \\(pid {holder.pid}\\)"
+    ):
+      train.pretrain(
+        train.TrainConfig(space="nb201", epochs=1, model=TINY), tmp_path, log=None, cells=_cells(40)
+      )
   finally:
     holder.kill()
     holder.wait()
@@ -329,10 +411,16 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, full_run, damage):
   shutil.copytree(full_dir, work)
   newest = ckpt_lib.latest_checkpoint(work / "checkpoints")
   data = bytearray(pathlib.Path(newest).read_bytes())
-  data = data[: len(data) // 2] if damage == "truncate" else data[:100] + bytes([data[100] ^ 1]) + data[101:]
+  data = (
+    data[: len(data) // 2]
+    if damage == "truncate"
+    else data[:100] + bytes([data[100] ^ 1]) + data[101:]
+  )
   pathlib.Path(newest).write_bytes(bytes(data))
   with pytest.warns(UserWarning, match=os.path.basename(newest)):
     resumed = _run(work, resume=True)
   assert resumed["timings"]["resumed_at_epoch"] == 2  # from epoch 1's checkpoint
   assert _strip_times(full["epochs"]) == _strip_times(resumed["epochs"])
-  chex.assert_trees_all_equal(jax.device_get(full["state"].params), jax.device_get(resumed["state"].params))
+  chex.assert_trees_all_equal(
+    jax.device_get(full["state"].params), jax.device_get(resumed["state"].params)
+  )

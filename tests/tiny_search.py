@@ -13,8 +13,19 @@ CONFIGS = {  # method -> (config, query budget)
   "rs": (None, 10),
   "re": (baselines.REConfig(population_size=4, sample_size=2), 14),
   "rl": (reinforce.ReinforceConfig(hidden_dim=8, episode_length=4), 10),
-  "bo": (dngo.BOConfig(num_init=3, hidden_dim=8, num_epochs=3, batch_size=2, num_candidates=4, bound_rank=2,
-                       hyper_levels=1, predict_chunk=32), 8),
+  "bo": (
+    dngo.BOConfig(
+      num_init=3,
+      hidden_dim=8,
+      num_epochs=3,
+      batch_size=2,
+      num_candidates=4,
+      bound_rank=2,
+      hyper_levels=1,
+      predict_chunk=32,
+    ),
+    8,
+  ),
 }
 
 

@@ -55,7 +55,9 @@ def _design(x: jax.Array, x_mean: jax.Array, x_std: jax.Array) -> jax.Array:
   return jnp.concatenate([z, jnp.ones((x.shape[0], 1), z.dtype)], axis=1)
 
 
-def blr_log_evidence(phi: jax.Array, y: jax.Array, log_alpha: jax.Array, log_beta: jax.Array) -> jax.Array:
+def blr_log_evidence(
+  phi: jax.Array, y: jax.Array, log_alpha: jax.Array, log_beta: jax.Array
+) -> jax.Array:
   """log p(y | alpha, beta) (PRML eq. 3.86) for design phi [N, M] and targets y [N]."""
   n, m = phi.shape
   alpha, beta = jnp.exp(log_alpha), jnp.exp(log_beta)

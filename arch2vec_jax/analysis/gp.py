@@ -28,7 +28,15 @@ import numpy as np
 
 from arch2vec_jax.analysis.blr import standardizer
 
-__all__ = ["GPHypers", "GPModel", "gp_fit", "gp_fit_hypers", "gp_log_marginal_likelihood", "gp_predict", "rbf_kernel"]
+__all__ = [
+  "GPHypers",
+  "GPModel",
+  "gp_fit",
+  "gp_fit_hypers",
+  "gp_log_marginal_likelihood",
+  "gp_predict",
+  "rbf_kernel",
+]
 
 JITTER = 1e-4
 
@@ -80,18 +88,24 @@ def gp_log_marginal_likelihood(hypers: GPHypers, x: jax.Array, t: jax.Array) -> 
   k = rbf_kernel(x, x, hypers) + _noise_var(hypers) * jnp.eye(n, dtype=x.dtype)
   chol = jnp.linalg.cholesky(k)
   alpha = jax.scipy.linalg.cho_solve((chol, True), t)
-  return -0.5 * jnp.dot(t, alpha) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * n * jnp.log(2.0 * jnp.pi)
+  return (
+    -0.5 * jnp.dot(t, alpha) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * n * jnp.log(2.0 * jnp.pi)
+  )
 
 
 def _init_hypers(dim: int) -> GPHypers:
   # Standardised inputs: a length scale of sqrt(D) per dimension keeps typical distances O(1).
   return GPHypers(
-    jnp.full((dim,), 0.5 * np.log(dim), jnp.float32), jnp.zeros((), jnp.float32), jnp.float32(np.log(0.3))
+    jnp.full((dim,), 0.5 * np.log(dim), jnp.float32),
+    jnp.zeros((), jnp.float32),
+    jnp.float32(np.log(0.3)),
   )
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
-def gp_fit_hypers(x: jax.Array, t: jax.Array, steps: int = 100, lr: float = 0.05) -> tuple[GPHypers, jax.Array]:
+def gp_fit_hypers(
+  x: jax.Array, t: jax.Array, steps: int = 100, lr: float = 0.05
+) -> tuple[GPHypers, jax.Array]:
   """Maximises the log marginal likelihood by Adam (one `lax.scan`).
 
   Args:
@@ -111,7 +125,9 @@ def gp_fit_hypers(x: jax.Array, t: jax.Array, steps: int = 100, lr: float = 0.05
     h, opt = carry
     loss, g = loss_grad(h)
     # A failed Cholesky (NaN) leaves the hyperparameters where they are.
-    ok = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(g)]))
+    ok = jnp.isfinite(loss) & jnp.all(
+      jnp.array([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(g)])
+    )
     g = jax.tree.map(lambda v: jnp.where(ok, v, 0.0), g)
     upd, opt = tx.update(g, opt, h)
     h = jax.tree.map(lambda p, u: jnp.clip(p + u, -7.0, 7.0), h, upd)
@@ -122,7 +138,9 @@ def gp_fit_hypers(x: jax.Array, t: jax.Array, steps: int = 100, lr: float = 0.05
 
 
 @functools.partial(jax.jit, static_argnames=("use_cholesky", "cg_iters"))
-def _posterior(hypers: GPHypers, x: jax.Array, t: jax.Array, use_cholesky: bool, cg_iters: int = 1000):
+def _posterior(
+  hypers: GPHypers, x: jax.Array, t: jax.Array, use_cholesky: bool, cg_iters: int = 1000
+):
   n = x.shape[0]
   k = rbf_kernel(x, x, hypers) + _noise_var(hypers) * jnp.eye(n, dtype=x.dtype)
   if use_cholesky:
@@ -132,8 +150,16 @@ def _posterior(hypers: GPHypers, x: jax.Array, t: jax.Array, use_cholesky: bool,
   return weights, jnp.zeros((0, 0), x.dtype)
 
 
-def gp_fit(x, y, key: jax.Array, *, steps: int = 100, lr: float = 0.05, hyper_subset: int = 1000,
-           cholesky_max: int = 2000) -> GPModel:
+def gp_fit(
+  x,
+  y,
+  key: jax.Array,
+  *,
+  steps: int = 100,
+  lr: float = 0.05,
+  hyper_subset: int = 1000,
+  cholesky_max: int = 2000,
+) -> GPModel:
   """Fits a GP: hyperparameters on at most `hyper_subset` random points, posterior on all.
 
   Args:
@@ -170,7 +196,9 @@ def gp_predict(model: GPModel, x: jax.Array, chunk: int = 4096) -> tuple[jax.Arr
   xs = (jnp.asarray(x, jnp.float32) - model.x_mean) / model.x_std
   n = xs.shape[0]
   pad = (-n) % chunk
-  xs = jnp.concatenate([xs, jnp.zeros((pad, xs.shape[1]), xs.dtype)]).reshape(-1, chunk, xs.shape[1])
+  xs = jnp.concatenate([xs, jnp.zeros((pad, xs.shape[1]), xs.dtype)]).reshape(
+    -1, chunk, xs.shape[1]
+  )
   has_chol = model.chol.shape[0] > 0
   noise = _noise_var(model.hypers)
   signal = jnp.exp(2.0 * model.hypers.log_signal)

@@ -121,4 +121,9 @@ def kendall_tau_b(y, p) -> float:
 
 def regression_metrics(y, p) -> dict[str, float]:
   """{'rmse', 'pearson', 'spearman', 'kendall'} of predictions p [N] against truth y [N]."""
-  return {"rmse": rmse(y, p), "pearson": pearson(y, p), "spearman": spearman(y, p), "kendall": kendall_tau_b(y, p)}
+  return {
+    "rmse": rmse(y, p),
+    "pearson": pearson(y, p),
+    "spearman": spearman(y, p),
+    "kendall": kendall_tau_b(y, p),
+  }

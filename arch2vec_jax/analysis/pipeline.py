@@ -98,15 +98,23 @@ def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
   if config.space == "nb201":
     table = csv_data.read_nb201_csv(config.benchmark, dataset)
   elif config.space == "nb101":
-    table = csv_data.read_nb101_csv(config.benchmark, verify_hash=False, allow_subset=True)  # nb101_subset.csv
+    table = csv_data.read_nb101_csv(
+      config.benchmark, verify_hash=False, allow_subset=True
+    )  # nb101_subset.csv
   else:
     raise ValueError(f"no analysis for space {config.space!r}")
   emb = embed_lib.load_embeddings(os.path.join(config.workdir, "embeddings.npz"))
   arch2vec = match_embeddings(table.ids, emb["ids"], emb["embeddings"])
   keep = np.isfinite(table.valid_acc)
-  return {"table": table, "y": 100.0 * table.valid_acc[keep], "arch2vec": arch2vec[keep],
-          "adjacency": np.asarray(table.adjacency[keep], np.int8), "ops": np.asarray(table.ops[keep], np.int8),
-          "ids": table.ids[keep], "reward": table.meta.get("reward")}
+  return {
+    "table": table,
+    "y": 100.0 * table.valid_acc[keep],
+    "arch2vec": arch2vec[keep],
+    "adjacency": np.asarray(table.adjacency[keep], np.int8),
+    "ops": np.asarray(table.ops[keep], np.int8),
+    "ids": table.ids[keep],
+    "reward": table.meta.get("reward"),
+  }
 
 
 def _codes(config: AnalysisConfig, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -115,16 +123,29 @@ def _codes(config: AnalysisConfig, data: dict[str, Any]) -> tuple[np.ndarray, np
   return smoothness.nb101_codes(data["adjacency"], data["ops"])
 
 
-def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], None],
-                     save_partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def _analyse_dataset(
+  config: AnalysisConfig,
+  dataset: str,
+  log: Callable[[str], None],
+  save_partial: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
   t0 = time.perf_counter()
   data = load_data(config, dataset)
   y, n = data["y"], len(data["y"])
-  log(f"[{dataset}] {n:,} cells, target {data['reward']} (mean {y.mean():.2f}%, max {y.max():.2f}%)")
-  fixed = {"arch2vec": data["arch2vec"], "onehot": predictive.onehot_features(data["adjacency"], data["ops"])}
+  log(
+    f"[{dataset}] {n:,} cells, target {data['reward']} (mean {y.mean():.2f}%, max {y.max():.2f}%)"
+  )
+  fixed = {
+    "arch2vec": data["arch2vec"],
+    "onehot": predictive.onehot_features(data["adjacency"], data["ops"]),
+  }
   if "arch2vec_nodes" in config.encodings:
     fixed["arch2vec_nodes"] = _node_features(config, data)
-  gp_kwargs = {"hyper_subset": config.gp_hyper_subset, "steps": config.gp_steps, "cholesky_max": config.gp_cholesky_max}
+  gp_kwargs = {
+    "hyper_subset": config.gp_hyper_subset,
+    "steps": config.gp_steps,
+    "cholesky_max": config.gp_cholesky_max,
+  }
   key = jax.random.PRNGKey(config.seed)
   records, sup_emb, sup_info, sup_train = [], None, {}, None
   for size in config.train_sizes:
@@ -136,28 +157,66 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
     per_split_sup = None
     if "supervised" in config.encodings and size in config.supervised_sizes:
       t1 = time.perf_counter()
-      res = supervised.train_supervised(data["adjacency"], data["ops"], y, perms[:, :size],
-                                        jax.random.fold_in(key, size), config.supervised)
+      res = supervised.train_supervised(
+        data["adjacency"],
+        data["ops"],
+        y,
+        perms[:, :size],
+        jax.random.fold_in(key, size),
+        config.supervised,
+      )
       per_split_sup = res["embeddings"]
-      sup_emb = per_split_sup[0]  # the largest size's first split is kept for smoothness and pictures
+      sup_emb = per_split_sup[
+        0
+      ]  # the largest size's first split is kept for smoothness and pictures
       sup_train = perms[0, :size]  # ... which evaluate on the other cells only
-      sup_info[size] = {"steps": res["steps"], "final_loss_mean": float(res["losses"][:, -50:].mean()),
-                        "train_s": time.perf_counter() - t1}
-      log(f"[{dataset}] supervised encoders, {size} cells x {config.num_splits} splits: {res['steps']} steps, "
-          f"final loss {sup_info[size]['final_loss_mean']:.3f} ({sup_info[size]['train_s']:.0f}s)")
+      sup_info[size] = {
+        "steps": res["steps"],
+        "final_loss_mean": float(res["losses"][:, -50:].mean()),
+        "train_s": time.perf_counter() - t1,
+      }
+      log(
+        f"[{dataset}] supervised encoders, {size} cells x {config.num_splits} splits: {res['steps']} steps, "
+        f"final loss {sup_info[size]['final_loss_mean']:.3f} ({sup_info[size]['train_s']:.0f}s)"
+      )
     for s in range(config.num_splits):
       split_feats = dict(feats)
       if per_split_sup is not None:
         split_feats["supervised"] = per_split_sup[s]
       for enc in [e for e in config.encodings if e in split_feats]:
-        res = predictive.evaluate_split(split_feats[enc], y, perms[s], size, jax.random.fold_in(key, 1000 + s),
-                                        config.models, gp_kwargs)
+        res = predictive.evaluate_split(
+          split_feats[enc],
+          y,
+          perms[s],
+          size,
+          jax.random.fold_in(key, 1000 + s),
+          config.models,
+          gp_kwargs,
+        )
         for model, m in res.items():
-          records.append({"dataset": dataset, "encoding": enc, "model": model, "train_size": size, "split": s, **m})
-          log(f"[{dataset}] n={size:>5} split {s} {enc:>10} {model}: RMSE {m['rmse']:.3f} Pearson {m['pearson']:.3f} "
-              f"Spearman {m['spearman']:.3f} Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)")
+          records.append(
+            {
+              "dataset": dataset,
+              "encoding": enc,
+              "model": model,
+              "train_size": size,
+              "split": s,
+              **m,
+            }
+          )
+          log(
+            f"[{dataset}] n={size:>5} split {s} {enc:>10} {model}: RMSE {m['rmse']:.3f} Pearson {m['pearson']:.3f} "
+            f"Spearman {m['spearman']:.3f} Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)"
+          )
     if save_partial is not None:  # a stopped run keeps every finished training size
-      save_partial({"partial": True, "records": records, "summary": predictive.summarize(records), "supervised": sup_info})
+      save_partial(
+        {
+          "partial": True,
+          "records": records,
+          "summary": predictive.summarize(records),
+          "supervised": sup_info,
+        }
+      )
   # Smoothness and pictures, on the cells the supervised encoder was not trained on.
   codes, group = _codes(config, data)
   ev = heldout.heldout_cells(n, sup_train)
@@ -168,34 +227,70 @@ def _analyse_dataset(config: AnalysisConfig, dataset: str, log: Callable[[str], 
   if "arch2vec_nodes" in fixed:
     embs["arch2vec_nodes"] = fixed["arch2vec_nodes"]
   y_ev, codes_ev, group_ev = y[ev], codes[ev], None if group is None else group[ev]
-  smooth = {name: smoothness.distance_by_edit(e[ev], codes_ev, y_ev, group_ev, max_cells=config.smooth_cells,
-                                              seed=config.seed) for name, e in embs.items()}
-  nn_gap = {name: smoothness.nearest_neighbour_gap(e[ev], y_ev, seed=config.seed)
-            for name, e in {**embs, "onehot": fixed["onehot"]}.items()}
-  cells_info = {"cells": len(ev), "excluded_training_cells": 0 if sup_train is None else len(sup_train),
-                "supervised_train_size": None if sup_train is None else len(sup_train), "split": 0}
-  log(f"[{dataset}] smoothness / nearest neighbour / pictures on {len(ev):,} cells outside the supervised "
-      f"encoder's {cells_info['excluded_training_cells']:,} training cells")
+  smooth = {
+    name: smoothness.distance_by_edit(
+      e[ev], codes_ev, y_ev, group_ev, max_cells=config.smooth_cells, seed=config.seed
+    )
+    for name, e in embs.items()
+  }
+  nn_gap = {
+    name: smoothness.nearest_neighbour_gap(e[ev], y_ev, seed=config.seed)
+    for name, e in {**embs, "onehot": fixed["onehot"]}.items()
+  }
+  cells_info = {
+    "cells": len(ev),
+    "excluded_training_cells": 0 if sup_train is None else len(sup_train),
+    "supervised_train_size": None if sup_train is None else len(sup_train),
+    "split": 0,
+  }
+  log(
+    f"[{dataset}] smoothness / nearest neighbour / pictures on {len(ev):,} cells outside the supervised "
+    f"encoder's {cells_info['excluded_training_cells']:,} training cells"
+  )
   for name, c in smooth.items():
-    log(f"[{dataset}] smoothness {name}: mean L2 by edit distance "
-        + ", ".join(f"{e}:{m:.3f}" for e, m in zip(c["edit"], c["mean"]))
-        + f" (monotone: {smoothness.monotone_increasing(c['mean'])}); NN |acc gap| {nn_gap[name]['nn_gap_mean']:.3f} "
-        f"vs random {nn_gap[name]['random_gap_mean']:.3f}")
+    log(
+      f"[{dataset}] smoothness {name}: mean L2 by edit distance "
+      + ", ".join(f"{e}:{m:.3f}" for e, m in zip(c["edit"], c["mean"]))
+      + f" (monotone: {smoothness.monotone_increasing(c['mean'])}); NN |acc gap| {nn_gap[name]['nn_gap_mean']:.3f} "
+      f"vs random {nn_gap[name]['random_gap_mean']:.3f}"
+    )
   out = config.out
-  plots.plot_distance_vs_edit(os.path.join(out, f"smoothness_{dataset}.png"), smooth,
-                              f"{config.space} {dataset}: latent distance vs edit distance ({smooth['arch2vec']['num_cells']} cells, all pairs)")
+  plots.plot_distance_vs_edit(
+    os.path.join(out, f"smoothness_{dataset}.png"),
+    smooth,
+    f"{config.space} {dataset}: latent distance vs edit distance ({smooth['arch2vec']['num_cells']} cells, all pairs)",
+  )
   for name, e in embs.items():
-    plots.plot_projection(os.path.join(out, f"pca_{name}_{dataset}.png"), e[ev], y_ev,
-                          f"{config.space} {dataset}: PCA of {name} embeddings ({len(ev):,} held-out cells)")
+    plots.plot_projection(
+      os.path.join(out, f"pca_{name}_{dataset}.png"),
+      e[ev],
+      y_ev,
+      f"{config.space} {dataset}: PCA of {name} embeddings ({len(ev):,} held-out cells)",
+    )
   tsne_info = _tsne_pictures(config, dataset, {**embs, "onehot": fixed["onehot"]}, ev, y, log)
   rows = predictive.summarize(records)
   for metric in ("rmse", "pearson", "kendall"):
-    plots.plot_predictive(os.path.join(out, f"predictive_{metric}_{dataset}.png"), rows, metric,
-                          f"{config.space} {dataset}: held-out {metric}")
-  return {"num_cells": n, "target": data["reward"], "records": records, "summary": rows, "supervised": sup_info,
-          "smoothness": {name: {**c, "monotone": smoothness.monotone_increasing(c["mean"])} for name, c in smooth.items()},
-          "nearest_neighbour": nn_gap, "neighbourhood_cells": cells_info, "tsne": tsne_info,
-          "seconds": time.perf_counter() - t0}
+    plots.plot_predictive(
+      os.path.join(out, f"predictive_{metric}_{dataset}.png"),
+      rows,
+      metric,
+      f"{config.space} {dataset}: held-out {metric}",
+    )
+  return {
+    "num_cells": n,
+    "target": data["reward"],
+    "records": records,
+    "summary": rows,
+    "supervised": sup_info,
+    "smoothness": {
+      name: {**c, "monotone": smoothness.monotone_increasing(c["mean"])}
+      for name, c in smooth.items()
+    },
+    "nearest_neighbour": nn_gap,
+    "neighbourhood_cells": cells_info,
+    "tsne": tsne_info,
+    "seconds": time.perf_counter() - t0,
+  }
 
 
 def _node_features(config: AnalysisConfig, data: dict[str, Any]) -> np.ndarray:
@@ -207,13 +302,21 @@ def _node_features(config: AnalysisConfig, data: dict[str, Any]) -> np.ndarray:
   pooled = features_lib.pooled_from_nodes(feats, data["ops"].any(-1).sum(-1), enc.latent)
   gap = float(np.max(np.abs(pooled - data["arch2vec"]))) if len(pooled) else 0.0
   if gap > 1e-3:  # the per-node features must come from the encoder of the embeddings
-    raise ValueError(f"encoder {config.encoder or config.workdir!r} does not match {config.workdir}/embeddings.npz "
-                     f"(pooled per-node features differ by {gap:.3g})")
+    raise ValueError(
+      f"encoder {config.encoder or config.workdir!r} does not match {config.workdir}/embeddings.npz "
+      f"(pooled per-node features differ by {gap:.3g})"
+    )
   return feats
 
 
-def _tsne_pictures(config: AnalysisConfig, dataset: str, embs: dict[str, np.ndarray], ev: np.ndarray,
-                   y: np.ndarray, log: Callable[[str], None]) -> dict[str, Any]:
+def _tsne_pictures(
+  config: AnalysisConfig,
+  dataset: str,
+  embs: dict[str, np.ndarray],
+  ev: np.ndarray,
+  y: np.ndarray,
+  log: Callable[[str], None],
+) -> dict[str, Any]:
   """t-SNE pictures of each embedding on one random subset of the held-out cells `ev`."""
   if dataset not in config.tsne_datasets:
     return {"skipped": f"{dataset} not in tsne_datasets"}
@@ -223,12 +326,21 @@ def _tsne_pictures(config: AnalysisConfig, dataset: str, embs: dict[str, np.ndar
     return {"skipped": msg}
   rng = np.random.default_rng([config.seed, 7])
   pick = np.sort(rng.choice(ev, min(config.tsne_cells, len(ev)), replace=False))
-  info: dict[str, Any] = {"cells": len(pick), "method": "sklearn.manifold.TSNE (perplexity 30, PCA init)"}
+  info: dict[str, Any] = {
+    "cells": len(pick),
+    "method": "sklearn.manifold.TSNE (perplexity 30, PCA init)",
+  }
   for name, e in embs.items():
     t1 = time.perf_counter()
     proj = tsne.tsne_2d(e[pick], seed=config.seed)
-    plots.plot_points(os.path.join(config.out, f"tsne_{name}_{dataset}.png"), proj, y[pick],
-                      f"{config.space} {dataset}: t-SNE of {name} ({len(pick):,} held-out cells)", "t-SNE 1", "t-SNE 2")
+    plots.plot_points(
+      os.path.join(config.out, f"tsne_{name}_{dataset}.png"),
+      proj,
+      y[pick],
+      f"{config.space} {dataset}: t-SNE of {name} ({len(pick):,} held-out cells)",
+      "t-SNE 1",
+      "t-SNE 2",
+    )
     info[name] = {"seconds": time.perf_counter() - t1}
     log(f"[{dataset}] t-SNE of {name}: {len(pick):,} cells ({info[name]['seconds']:.0f}s)")
   return info
@@ -236,7 +348,11 @@ def _tsne_pictures(config: AnalysisConfig, dataset: str, embs: dict[str, np.ndar
 
 def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
   out = {}
-  root = config.search_results if config.search_results is not None else os.path.join(config.workdir, "search")
+  root = (
+    config.search_results
+    if config.search_results is not None
+    else os.path.join(config.workdir, "search")
+  )
   for dataset in config.datasets:
     folder = os.path.join(root, config.space, dataset)
     traces = regret.load_traces(folder) if os.path.isdir(folder) else {}
@@ -250,19 +366,28 @@ def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
         optimum = json.load(f).get("optimum")
     field = "best_test" if config.space == "nb201" else "best_valid"
     if optimum is None:  # the best value any run reached: a lower bound of the optimum
-      optimum = max(float(np.nanmax(np.where(t["mask"], t[field], np.nan))) for t in traces.values())
+      optimum = max(
+        float(np.nanmax(np.where(t["mask"], t[field], np.nan))) for t in traces.values()
+      )
     optimum = optimum / 100.0 if optimum > 1.0 else optimum
     curves = {m: regret.regret_curve(t, optimum, field) for m, t in traces.items()}
     final = {m: regret.final_regret(t, optimum, field) for m, t in traces.items()}
-    plots.plot_regret_curves(os.path.join(config.out, f"regret_{dataset}.png"), curves, f"{config.space} {dataset}: regret")
-    plots.plot_regret_cdf(os.path.join(config.out, f"regret_cdf_{dataset}.png"), final,
-                          f"{config.space} {dataset}: final regret over seeds")
+    plots.plot_regret_curves(
+      os.path.join(config.out, f"regret_{dataset}.png"), curves, f"{config.space} {dataset}: regret"
+    )
+    plots.plot_regret_cdf(
+      os.path.join(config.out, f"regret_cdf_{dataset}.png"),
+      final,
+      f"{config.space} {dataset}: final regret over seeds",
+    )
     out[dataset] = {"optimum": optimum, "final_regret": regret.summarize_final(final)}
     log(f"[{dataset}] search traces of {sorted(traces)}: regret plots written")
   return out
 
 
-def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+def run_analysis(
+  config: AnalysisConfig, command: str | None = None, log: Callable[[str], None] | None = print
+) -> dict[str, Any]:
   """Runs every analysis of `config`; writes `<out>/analysis.json` and the PNGs; returns the JSON content."""
   log = log or (lambda _: None)
   t0 = time.perf_counter()
@@ -279,10 +404,14 @@ def run_analysis(config: AnalysisConfig, command: str | None = None, log: Callab
   if os.path.exists(metrics_path):
     with open(metrics_path, encoding="utf-8") as f:
       pre = json.load(f)
-    plots.plot_pretrain_curves(os.path.join(config.out, "pretrain_curves.png"), pre,
-                               f"{config.space} pre-training ({pre.get('command', '')})")
+    plots.plot_pretrain_curves(
+      os.path.join(config.out, "pretrain_curves.png"),
+      pre,
+      f"{config.space} pre-training ({pre.get('command', '')})",
+    )
     result["pretrain"] = {"command": pre.get("command"), "summary": pre.get("summary")}
   for dataset in config.datasets:
+
     def save_partial(part, dataset=dataset):
       result["datasets"][dataset] = part
       fileio.atomic_write_json(path, result)

@@ -64,14 +64,23 @@ def pca(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
   return xc @ vt[:k].T, var[:k] / max(var.sum(), 1e-300)
 
 
-def plot_projection(path, embeddings: np.ndarray, accuracy: np.ndarray, title: str, vmin: float | None = None) -> None:
+def plot_projection(
+  path, embeddings: np.ndarray, accuracy: np.ndarray, title: str, vmin: float | None = None
+) -> None:
   """Scatter of the 2-D PCA projection coloured by accuracy (percent); best cells drawn last."""
   plt = _plt()
   proj, ratio = pca(embeddings)
   order = np.argsort(accuracy)
   fig, ax = plt.subplots(figsize=(5.6, 4.8))
-  sc = ax.scatter(proj[order, 0], proj[order, 1], c=np.asarray(accuracy)[order], s=2, cmap="viridis",
-                  vmin=vmin if vmin is not None else np.percentile(accuracy, 5), rasterized=True)
+  sc = ax.scatter(
+    proj[order, 0],
+    proj[order, 1],
+    c=np.asarray(accuracy)[order],
+    s=2,
+    cmap="viridis",
+    vmin=vmin if vmin is not None else np.percentile(accuracy, 5),
+    rasterized=True,
+  )
   fig.colorbar(sc, ax=ax, label="validation accuracy (%)")
   ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}% var.)")
   ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% var.)")
@@ -79,15 +88,29 @@ def plot_projection(path, embeddings: np.ndarray, accuracy: np.ndarray, title: s
   _save(fig, path)
 
 
-def plot_points(path, points: np.ndarray, accuracy: np.ndarray, title: str, xlabel: str, ylabel: str,
-                vmin: float | None = None) -> None:
+def plot_points(
+  path,
+  points: np.ndarray,
+  accuracy: np.ndarray,
+  title: str,
+  xlabel: str,
+  ylabel: str,
+  vmin: float | None = None,
+) -> None:
   """Scatter of a 2-D map points [N, 2] coloured by accuracy [N] (percent); best cells drawn last."""
   plt = _plt()
   points, accuracy = np.asarray(points), np.asarray(accuracy)
   order = np.argsort(accuracy)
   fig, ax = plt.subplots(figsize=(5.6, 4.8))
-  sc = ax.scatter(points[order, 0], points[order, 1], c=accuracy[order], s=2, cmap="viridis",
-                  vmin=vmin if vmin is not None else np.percentile(accuracy, 5), rasterized=True)
+  sc = ax.scatter(
+    points[order, 0],
+    points[order, 1],
+    c=accuracy[order],
+    s=2,
+    cmap="viridis",
+    vmin=vmin if vmin is not None else np.percentile(accuracy, 5),
+    rasterized=True,
+  )
   fig.colorbar(sc, ax=ax, label="validation accuracy (%)")
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
@@ -106,7 +129,9 @@ def plot_distance_vs_edit(path, curves: dict[str, dict[str, Any]], title: str) -
   for name, c in curves.items():
     e, m, s = np.asarray(c["edit"]), np.asarray(c["mean"]), np.asarray(c["std"])
     (line,) = axes[0].plot(e, m / m[-1], marker="o", label=name)
-    axes[0].fill_between(e, (m - s) / m[-1], (m + s) / m[-1], color=line.get_color(), alpha=0.15, lw=0)
+    axes[0].fill_between(
+      e, (m - s) / m[-1], (m + s) / m[-1], color=line.get_color(), alpha=0.15, lw=0
+    )
     if "gap_mean" in c:
       axes[1].plot(e, c["gap_mean"], marker="o", label=name, color=line.get_color())
   axes[0].set_xlabel("graph edit distance")
@@ -120,8 +145,13 @@ def plot_distance_vs_edit(path, curves: dict[str, dict[str, Any]], title: str) -
   _save(fig, path)
 
 
-def plot_regret_curves(path, curves: dict[str, dict[str, Sequence[float]]], title: str, xlabel: str = "queries",
-                       log_y: bool = True) -> None:
+def plot_regret_curves(
+  path,
+  curves: dict[str, dict[str, Sequence[float]]],
+  title: str,
+  xlabel: str = "queries",
+  log_y: bool = True,
+) -> None:
   """Mean regret per x with a 95% confidence band (mean +- 1.96 standard errors), one line per method.
 
   curves: method -> {'x', 'mean', 'lo', 'hi'} (`regret.regret_curve`).
@@ -131,7 +161,9 @@ def plot_regret_curves(path, curves: dict[str, dict[str, Sequence[float]]], titl
   for name, c in curves.items():
     x, m = np.asarray(c["x"]), np.asarray(c["mean"])
     (line,) = ax.plot(x, m, label=name, lw=1.5)
-    ax.fill_between(x, np.asarray(c["lo"]), np.asarray(c["hi"]), color=line.get_color(), alpha=0.2, lw=0)
+    ax.fill_between(
+      x, np.asarray(c["lo"]), np.asarray(c["hi"]), color=line.get_color(), alpha=0.2, lw=0
+    )
   if log_y and all(np.all(np.asarray(c["mean"]) > 0) for c in curves.values()):
     ax.set_yscale("log")
   ax.set_xlabel(xlabel)
@@ -166,8 +198,12 @@ def plot_pretrain_curves(path, metrics: dict[str, Any], title: str) -> None:
   axes[0].plot(e, [r["loss"] for r in epochs], marker="o", label="loss")
   axes[0].set_yscale("log")
   axes[0].set_ylabel("training loss")
-  for key, label in (("exact_acc", "reconstruction (exact)"), ("validity", "validity"),
-                     ("validity_strict", "validity (strict)"), ("uniqueness", "uniqueness")):
+  for key, label in (
+    ("exact_acc", "reconstruction (exact)"),
+    ("validity", "validity"),
+    ("validity_strict", "validity (strict)"),
+    ("uniqueness", "uniqueness"),
+  ):
     if all(key in r for r in epochs):
       axes[1].plot(e, [100 * r[key] for r in epochs], marker="o", label=label)
   axes[1].set_ylabel("%")
@@ -188,10 +224,19 @@ def plot_predictive(path, rows: list[dict[str, Any]], metric: str, title: str) -
   fig, ax = plt.subplots(figsize=(6, 4.2))
   keys = sorted({(r["encoding"], r["model"]) for r in rows})
   for enc, mod in keys:
-    rs = sorted((r for r in rows if r["encoding"] == enc and r["model"] == mod), key=lambda r: r["train_size"])
+    rs = sorted(
+      (r for r in rows if r["encoding"] == enc and r["model"] == mod), key=lambda r: r["train_size"]
+    )
     x = [r["train_size"] for r in rs]
-    ax.errorbar(x, [r[f"{metric}_mean"] for r in rs], yerr=[r[f"{metric}_std"] for r in rs], marker="o",
-                capsize=3, ls="-" if mod == "gp" else "--", label=f"{enc} / {mod}")
+    ax.errorbar(
+      x,
+      [r[f"{metric}_mean"] for r in rs],
+      yerr=[r[f"{metric}_std"] for r in rs],
+      marker="o",
+      capsize=3,
+      ls="-" if mod == "gp" else "--",
+      label=f"{enc} / {mod}",
+    )
   ax.set_xscale("log")
   ax.set_xlabel("training cells")
   ax.set_ylabel(metric)
@@ -215,11 +260,19 @@ def plot_protocol(path, rows: list[dict[str, Any]], title: str, threshold: float
     for row, suffix in enumerate(("", "_f")):
       ax = axes[row, col]
       for enc, sur in keys:
-        rs = sorted((r for r in rows if (r["encoding"], r["surrogate"]) == (enc, sur)),
-                    key=lambda r: r["train_size"])
-        ax.errorbar([r["train_size"] for r in rs], [r[f"{m}{suffix}_mean"] for r in rs],
-                    yerr=[r[f"{m}{suffix}_std"] for r in rs], marker="o", capsize=3,
-                    ls="-" if sur in ("dngo", "joint") else "--", label=f"{enc} / {sur}")
+        rs = sorted(
+          (r for r in rows if (r["encoding"], r["surrogate"]) == (enc, sur)),
+          key=lambda r: r["train_size"],
+        )
+        ax.errorbar(
+          [r["train_size"] for r in rs],
+          [r[f"{m}{suffix}_mean"] for r in rs],
+          yerr=[r[f"{m}{suffix}_std"] for r in rs],
+          marker="o",
+          capsize=3,
+          ls="-" if sur in ("dngo", "joint") else "--",
+          label=f"{enc} / {sur}",
+        )
       ax.set_xscale("log")
       ax.set_xlabel("training cells")
       ax.set_ylabel(m + (f" (true acc > {threshold:g})" if suffix else " (all held-out)"))
@@ -229,8 +282,9 @@ def plot_protocol(path, rows: list[dict[str, Any]], title: str, threshold: float
   _save(fig, path)
 
 
-def plot_protocol_scatter(path, scatter: dict[str, dict[str, Sequence[float]]], title: str,
-                          threshold: float) -> None:
+def plot_protocol_scatter(
+  path, scatter: dict[str, dict[str, Sequence[float]]], title: str, threshold: float
+) -> None:
   """Predicted against true accuracy (percent) of the held-out cells, one panel per entry of `scatter`.
 
   scatter: '<encoding>/<surrogate>' -> {'true' [M], 'pred' [M]} (fractions); cells at or below

@@ -30,7 +30,9 @@ def onehot_features(adjacency: np.ndarray, ops: np.ndarray) -> np.ndarray:
   adjacency, ops = np.asarray(adjacency), np.asarray(ops)
   n = ops.shape[1]
   iu = np.triu_indices(n, 1)
-  return np.concatenate([adjacency[:, iu[0], iu[1]], ops.reshape(len(ops), -1)], axis=1).astype(np.float32)
+  return np.concatenate([adjacency[:, iu[0], iu[1]], ops.reshape(len(ops), -1)], axis=1).astype(
+    np.float32
+  )
 
 
 def make_splits(num_cells: int, size: int, num_splits: int, seed: int) -> np.ndarray:
@@ -41,8 +43,15 @@ def make_splits(num_cells: int, size: int, num_splits: int, seed: int) -> np.nda
   return np.stack([rng.permutation(num_cells) for _ in range(num_splits)])
 
 
-def evaluate_split(features: np.ndarray, y: np.ndarray, perm: np.ndarray, size: int, key: jax.Array,
-                   models=MODELS, gp_kwargs: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+def evaluate_split(
+  features: np.ndarray,
+  y: np.ndarray,
+  perm: np.ndarray,
+  size: int,
+  key: jax.Array,
+  models=MODELS,
+  gp_kwargs: dict[str, Any] | None = None,
+) -> dict[str, dict[str, float]]:
   """Fits each model on perm[:size] and scores it on perm[size:].
 
   Args:
@@ -85,4 +94,3 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
       row[f"{k}_mean"], row[f"{k}_std"] = float(np.nanmean(v)), float(np.nanstd(v))
     rows.append(row)
   return rows
-

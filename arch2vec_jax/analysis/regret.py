@@ -17,20 +17,25 @@ from arch2vec_jax.search import experiment
 
 __all__ = ["final_regret", "load_traces", "regret_curve"]
 
+
 def load_traces(folder: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
   """method -> {field: [S, T] array} for every trace in `<folder>/traces/*.npz` (or `<folder>/*.npz`).
 
   Files are read with `search.experiment.load_trace`; other `.npz` files are skipped.
   """
   folder = os.fspath(folder)
-  paths = sorted(glob.glob(os.path.join(folder, "traces", "*.npz"))) or sorted(glob.glob(os.path.join(folder, "*.npz")))
+  paths = sorted(glob.glob(os.path.join(folder, "traces", "*.npz"))) or sorted(
+    glob.glob(os.path.join(folder, "*.npz"))
+  )
   out = {}
   for p in paths:
     try:
       trace, _ = experiment.load_trace(p)
     except ValueError:  # not a search trace
       continue
-    out[os.path.splitext(os.path.basename(p))[0]] = {k: np.asarray(v) for k, v in trace._asdict().items()}
+    out[os.path.splitext(os.path.basename(p))[0]] = {
+      k: np.asarray(v) for k, v in trace._asdict().items()
+    }
   return out
 
 
@@ -45,8 +50,9 @@ def _values(trace: dict[str, np.ndarray], field: str) -> np.ndarray:
   return np.take_along_axis(v, idx, axis=1)
 
 
-def regret_curve(trace: dict[str, np.ndarray], optimum: float, field: str = "best_test",
-                 scale: float = 100.0) -> dict[str, list[float]]:
+def regret_curve(
+  trace: dict[str, np.ndarray], optimum: float, field: str = "best_test", scale: float = 100.0
+) -> dict[str, list[float]]:
   """Mean regret per query (1..T) over seeds with a 95% normal confidence band.
 
   Args:
@@ -61,12 +67,18 @@ def regret_curve(trace: dict[str, np.ndarray], optimum: float, field: str = "bes
   with np.errstate(invalid="ignore"):
     mean = np.nanmean(r, 0)
     se = np.nanstd(r, 0) / np.sqrt(np.maximum(n, 1))
-  return {"x": list(range(1, r.shape[1] + 1)), "mean": mean.tolist(), "lo": (mean - 1.96 * se).tolist(),
-          "hi": (mean + 1.96 * se).tolist(), "n": n.tolist()}
+  return {
+    "x": list(range(1, r.shape[1] + 1)),
+    "mean": mean.tolist(),
+    "lo": (mean - 1.96 * se).tolist(),
+    "hi": (mean + 1.96 * se).tolist(),
+    "n": n.tolist(),
+  }
 
 
-def final_regret(trace: dict[str, np.ndarray], optimum: float, field: str = "best_test",
-                 scale: float = 100.0) -> np.ndarray:
+def final_regret(
+  trace: dict[str, np.ndarray], optimum: float, field: str = "best_test", scale: float = 100.0
+) -> np.ndarray:
   """[S] regret of each seed at its last in-budget query (percent)."""
   v = _values(trace, field)[:, -1]
   return (optimum - v) * scale
@@ -74,8 +86,15 @@ def final_regret(trace: dict[str, np.ndarray], optimum: float, field: str = "bes
 
 def summarize_final(final: dict[str, np.ndarray]) -> dict[str, Any]:
   """method -> {'mean', 'std', 'median', 'n'} of the final regrets."""
-  return {m: {"mean": float(np.mean(r)), "std": float(np.std(r)), "median": float(np.median(r)), "n": len(r)}
-          for m, r in final.items()}
+  return {
+    m: {
+      "mean": float(np.mean(r)),
+      "std": float(np.std(r)),
+      "median": float(np.median(r)),
+      "n": len(r),
+    }
+    for m, r in final.items()
+  }
 
 
 __all__.append("summarize_final")

@@ -38,7 +38,9 @@ def nb201_codes(arch_strings) -> np.ndarray:
   """int32 [N, 6]: the index in `nb201.EDGE_OPS` of each edge's operation (arch-string order)."""
   from arch2vec_jax.spaces import nb201  # pylint: disable=import-outside-toplevel
 
-  return np.asarray([[nb201.EDGE_OPS.index(op) for op in nb201.parse_arch(a)] for a in arch_strings], np.int32)
+  return np.asarray(
+    [[nb201.EDGE_OPS.index(op) for op in nb201.parse_arch(a)] for a in arch_strings], np.int32
+  )
 
 
 def nb201_edit_distance(a: str, b: str) -> int:
@@ -77,21 +79,33 @@ def _pair_stats(emb, codes, group, acc, max_edit: int, chunk: int):
     d2 = sq[ic][:, None] + sq[None, :] - 2.0 * e @ emb.T
     dist = jnp.sqrt(jnp.maximum(d2, 0.0))  # [chunk, n]
     edit = jnp.sum(c[:, None, :] != codes[None, :, :], axis=-1)  # [chunk, n]
-    valid = (i[:, None] < jnp.arange(n)[None, :]) & (i[:, None] < n) & (g[:, None] == group[None, :])
+    valid = (
+      (i[:, None] < jnp.arange(n)[None, :]) & (i[:, None] < n) & (g[:, None] == group[None, :])
+    )
     valid &= edit <= max_edit
     bins = jnp.where(valid, edit, max_edit + 1).reshape(-1)
     gap = jnp.abs(a[:, None] - acc[None, :]).reshape(-1)
     seg = functools.partial(jax.ops.segment_sum, segment_ids=bins, num_segments=max_edit + 2)
     flat = dist.reshape(-1)
-    return jnp.stack([seg(jnp.ones_like(flat)), seg(flat), seg(flat * flat), seg(gap), seg(gap * gap)])[:, :-1]
+    return jnp.stack(
+      [seg(jnp.ones_like(flat)), seg(flat), seg(flat * flat), seg(gap), seg(gap * gap)]
+    )[:, :-1]
 
   starts = jnp.arange(0, n + pad, chunk)
   return jax.lax.map(one, starts).sum(0)  # [5, max_edit + 1]
 
 
-def distance_by_edit(embeddings: np.ndarray, codes: np.ndarray, accuracy: np.ndarray | None = None,
-                     group: np.ndarray | None = None, *, max_cells: int | None = None, seed: int = 0,
-                     max_edit: int | None = None, chunk: int = 256) -> dict[str, Any]:
+def distance_by_edit(
+  embeddings: np.ndarray,
+  codes: np.ndarray,
+  accuracy: np.ndarray | None = None,
+  group: np.ndarray | None = None,
+  *,
+  max_cells: int | None = None,
+  seed: int = 0,
+  max_edit: int | None = None,
+  chunk: int = 256,
+) -> dict[str, Any]:
   """Mean L2 latent distance (and |accuracy gap|) per edit distance over all pairs of cells.
 
   Args:
@@ -116,16 +130,32 @@ def distance_by_edit(embeddings: np.ndarray, codes: np.ndarray, accuracy: np.nda
     pick = np.sort(np.random.default_rng(seed).choice(n, max_cells, replace=False))
     embeddings, codes, group, accuracy = embeddings[pick], codes[pick], group[pick], accuracy[pick]
   max_edit = codes.shape[1] if max_edit is None else int(max_edit)
-  s = np.asarray(_pair_stats(jnp.asarray(embeddings), jnp.asarray(codes), jnp.asarray(group), jnp.asarray(accuracy),
-                             max_edit, min(chunk, len(embeddings))), np.float64)
+  s = np.asarray(
+    _pair_stats(
+      jnp.asarray(embeddings),
+      jnp.asarray(codes),
+      jnp.asarray(group),
+      jnp.asarray(accuracy),
+      max_edit,
+      min(chunk, len(embeddings)),
+    ),
+    np.float64,
+  )
   count, sd, sd2, sg, sg2 = s
   keep = np.flatnonzero(count > 0)
   c = count[keep]
   mean, gap = sd[keep] / c, sg[keep] / c
   std = np.sqrt(np.maximum(sd2[keep] / c - mean**2, 0.0))
   gap_std = np.sqrt(np.maximum(sg2[keep] / c - gap**2, 0.0))
-  return {"edit": keep.tolist(), "count": c.astype(np.int64).tolist(), "mean": mean.tolist(), "std": std.tolist(),
-          "gap_mean": gap.tolist(), "gap_std": gap_std.tolist(), "num_cells": len(embeddings)}
+  return {
+    "edit": keep.tolist(),
+    "count": c.astype(np.int64).tolist(),
+    "mean": mean.tolist(),
+    "std": std.tolist(),
+    "gap_mean": gap.tolist(),
+    "gap_std": gap_std.tolist(),
+    "num_cells": len(embeddings),
+  }
 
 
 @functools.partial(jax.jit, static_argnames=("chunk",))
@@ -143,8 +173,9 @@ def _nearest(emb, chunk: int):
   return jax.lax.map(one, jnp.arange(0, n + pad, chunk)).reshape(-1)[:n]
 
 
-def nearest_neighbour_gap(embeddings: np.ndarray, accuracy: np.ndarray, *, seed: int = 0,
-                          chunk: int = 512) -> dict[str, float]:
+def nearest_neighbour_gap(
+  embeddings: np.ndarray, accuracy: np.ndarray, *, seed: int = 0, chunk: int = 512
+) -> dict[str, float]:
   """|accuracy difference| between each cell and its nearest other cell in the embedding (L2).
 
   Returns:
@@ -156,10 +187,16 @@ def nearest_neighbour_gap(embeddings: np.ndarray, accuracy: np.ndarray, *, seed:
   nn_idx = np.asarray(_nearest(emb, min(chunk, len(accuracy))))
   gap = np.abs(accuracy - accuracy[nn_idx])
   rng = np.random.default_rng(seed)
-  partner = (np.arange(len(accuracy)) + rng.integers(1, len(accuracy), len(accuracy))) % len(accuracy)
+  partner = (np.arange(len(accuracy)) + rng.integers(1, len(accuracy), len(accuracy))) % len(
+    accuracy
+  )
   rand = np.abs(accuracy - accuracy[partner])
-  return {"nn_gap_mean": float(gap.mean()), "nn_gap_median": float(np.median(gap)),
-          "random_gap_mean": float(rand.mean()), "ratio": float(gap.mean() / max(rand.mean(), 1e-12))}
+  return {
+    "nn_gap_mean": float(gap.mean()),
+    "nn_gap_median": float(np.median(gap)),
+    "random_gap_mean": float(rand.mean()),
+    "ratio": float(gap.mean() / max(rand.mean(), 1e-12)),
+  }
 
 
 def monotone_increasing(values) -> bool:

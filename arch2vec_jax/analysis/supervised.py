@@ -28,7 +28,13 @@ import numpy as np
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import train as train_lib
 
-__all__ = ["AccuracyRegressor", "SupervisedConfig", "make_supervised_train", "supervised_embed", "train_supervised"]
+__all__ = [
+  "AccuracyRegressor",
+  "SupervisedConfig",
+  "make_supervised_train",
+  "supervised_embed",
+  "train_supervised",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +82,11 @@ class AccuracyRegressor(nn.Module):
 
 
 def make_supervised_train(
-  adjacency: np.ndarray, ops: np.ndarray, targets: np.ndarray, config: SupervisedConfig, num_train: int
+  adjacency: np.ndarray,
+  ops: np.ndarray,
+  targets: np.ndarray,
+  config: SupervisedConfig,
+  num_train: int,
 ) -> tuple[AccuracyRegressor, Callable[[jax.Array, jax.Array], tuple[Any, jax.Array]]]:
   """The model and a pure `train(key, train_idx [num_train], y_all [N]) -> (variables, losses [steps])`.
 
@@ -114,22 +124,27 @@ def make_supervised_train(
       target = (y_all[idx] - y_mean) / y_std
 
       def loss_fn(p):
-        (pred, _), upd = net.apply({"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"])
+        (pred, _), upd = net.apply(
+          {"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"]
+        )
         return jnp.mean(jnp.square(pred - target)), upd["batch_stats"]
 
       (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
       updates, opt = tx.update(grads, opt, params)
       return (jax.tree.map(jnp.add, params, updates), stats, opt), loss
 
-    (params, stats, _), losses = jax.lax.scan(step, (params, stats, tx.init(params)), jnp.arange(steps))
+    (params, stats, _), losses = jax.lax.scan(
+      step, (params, stats, tx.init(params)), jnp.arange(steps)
+    )
     return {"params": params, "batch_stats": stats}, losses
 
   del n_cells, n, targets
   return net, train
 
 
-def supervised_embed(net: AccuracyRegressor, variables: Any, adjacency: np.ndarray, ops: np.ndarray,
-                     chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def supervised_embed(
+  net: AccuracyRegressor, variables: Any, adjacency: np.ndarray, ops: np.ndarray, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
   """(embeddings float32 [N, latent], predictions float32 [N]) of every cell, eval mode."""
   n_node = model_lib.count_nodes(ops)
   fn = _embed_fn(net)
@@ -170,8 +185,14 @@ def _cached_train(adjacency: np.ndarray, ops: np.ndarray, config: SupervisedConf
   return net, fn
 
 
-def train_supervised(adjacency: np.ndarray, ops: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
-                     key: jax.Array, config: SupervisedConfig = SupervisedConfig()) -> dict[str, Any]:
+def train_supervised(
+  adjacency: np.ndarray,
+  ops: np.ndarray,
+  targets: np.ndarray,
+  train_idx: np.ndarray,
+  key: jax.Array,
+  config: SupervisedConfig = SupervisedConfig(),
+) -> dict[str, Any]:
   """Trains one supervised encoder per split (a vmap axis) and embeds every cell with each.
 
   Args:
@@ -193,4 +214,8 @@ def train_supervised(adjacency: np.ndarray, ops: np.ndarray, targets: np.ndarray
   for s in range(num_splits):
     v = jax.tree.map(lambda a, s=s: a[s], variables)
     embeddings.append(supervised_embed(net, v, adjacency, ops)[0])
-  return {"embeddings": np.stack(embeddings), "losses": np.asarray(losses), "steps": config.num_steps(num_train)}
+  return {
+    "embeddings": np.stack(embeddings),
+    "losses": np.asarray(losses),
+    "steps": config.num_steps(num_train),
+  }

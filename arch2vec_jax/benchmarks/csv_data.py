@@ -40,7 +40,9 @@ def nb201_csv_prefix(dataset: str) -> str:
   try:
     return NB201_CSV_DATASETS[str(dataset).lower()]
   except KeyError:
-    raise ValueError(f"unknown dataset {dataset!r}; expected cifar10, cifar100 or imagenet16") from None
+    raise ValueError(
+      f"unknown dataset {dataset!r}; expected cifar10, cifar100 or imagenet16"
+    ) from None
 
 
 def _rows(path: str, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -60,7 +62,9 @@ def _rows(path: str, required: list[str]) -> Iterator[tuple[int, dict[str, str]]
         if not row:
           continue
         if len(row) != len(header):
-          raise ValueError(f"{path}: line {reader.line_num}: {len(row)} fields, header has {len(header)}")
+          raise ValueError(
+            f"{path}: line {reader.line_num}: {len(row)} fields, header has {len(header)}"
+          )
         yield reader.line_num, {c: row[i] for c, i in cols.items()}
     except csv.Error as e:
       raise ValueError(f"{path}: line {reader.line_num}: {e}") from None
@@ -90,8 +94,13 @@ def csv_kind(path: str | os.PathLike) -> str:
   raise ValueError(f"{path}: not a shared benchmark CSV (header {header})")
 
 
-def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: str = "valid_12ep",
-                   report: str = "test_200ep", allow_subset: bool = False) -> BenchmarkTable:
+def read_nb201_csv(
+  path: str | os.PathLike,
+  dataset: str = "cifar10",
+  reward: str = "valid_12ep",
+  report: str = "test_200ep",
+  allow_subset: bool = False,
+) -> BenchmarkTable:
   """Reads `nb201_accuracies.csv` for one dataset.
 
   Args:
@@ -165,8 +174,9 @@ def read_nb201_csv(path: str | os.PathLike, dataset: str = "cifar10", reward: st
   )
 
 
-def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool = True,
-                   allow_subset: bool = False) -> BenchmarkTable:
+def read_nb101_csv(
+  path: str | os.PathLike, epochs: int = 108, verify_hash: bool = True, allow_subset: bool = False
+) -> BenchmarkTable:
   """Reads `nb101_subset.csv`.
 
   Args:
@@ -196,9 +206,13 @@ def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool
     try:
       v = int(row["num_vertices"])
     except ValueError:
-      raise ValueError(f"{path}: line {line}: num_vertices {row['num_vertices']!r} is not an integer") from None
+      raise ValueError(
+        f"{path}: line {line}: num_vertices {row['num_vertices']!r} is not an integer"
+      ) from None
     if len(row["adjacency"]) != v * v:
-      raise ValueError(f"{path}: line {line}: adjacency of length {len(row['adjacency'])} for {v} vertices")
+      raise ValueError(
+        f"{path}: line {line}: adjacency of length {len(row['adjacency'])} for {v} vertices"
+      )
     lines.append(line)
     ids.append(row["hash"])
     adjs.append(row["adjacency"])
@@ -216,8 +230,10 @@ def read_nb101_csv(path: str | os.PathLike, epochs: int = 108, verify_hash: bool
   if verify_hash:
     computed = np.asarray(nb101.hash_batch(adjacency, onehot), dtype=str)
     for k in np.flatnonzero(computed != hashes):
-      raise ValueError(f"{path}: line {lines[k]}: hash {hashes[k]} != {computed[k] or '(invalid cell)'}, "
-                       "the NAS-Bench-101 hash of its adjacency and operations")
+      raise ValueError(
+        f"{path}: line {lines[k]}: hash {hashes[k]} != {computed[k] or '(invalid cell)'}, "
+        "the NAS-Bench-101 hash of its adjacency and operations"
+      )
   where = _line(lines)
   return build_table(
     "nb101",

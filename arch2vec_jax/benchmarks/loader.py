@@ -76,14 +76,18 @@ def source_kind(source: str | os.PathLike) -> str:
     return "csv-" + csv_data.csv_kind(path)
   if name.endswith(".npz"):
     return "npz"
-  raise ValueError(f"{path}: unknown benchmark file type (expected .tfrecord, .pth, .pbz2, .csv, .npz or a NATS folder)")
+  raise ValueError(
+    f"{path}: unknown benchmark file type (expected .tfrecord, .pth, .pbz2, .csv, .npz or a NATS folder)"
+  )
 
 
 def _space_of(kind: str) -> str:
   return {"tfrecord": "nb101", "csv-nb101": "nb101"}.get(kind, "nb201")
 
 
-def _options(kind: str, dataset: str | None, epochs: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _options(
+  kind: str, dataset: str | None, epochs: int | None, kwargs: dict[str, Any]
+) -> dict[str, Any]:
   """The reader's keyword arguments, defaults filled in (also the cache key)."""
   opts = dict(kwargs)
   if not opts.get("allow_subset", True):
@@ -102,7 +106,9 @@ def _options(kind: str, dataset: str | None, epochs: int | None, kwargs: dict[st
     opts.setdefault("report", "test_200ep")
     return opts
   if name not in _NB201_PROTOCOL:
-    raise ValueError(f"unknown NAS-Bench-201 dataset {dataset!r}; expected cifar10, cifar100 or imagenet16")
+    raise ValueError(
+      f"unknown NAS-Bench-201 dataset {dataset!r}; expected cifar10, cifar100 or imagenet16"
+    )
   reward_ds, test_ds = _NB201_PROTOCOL[name]
   opts["dataset"] = reward_ds
   opts["epochs"] = int(epochs or 12)
@@ -125,12 +131,24 @@ def _stat(path: str) -> tuple[int, int]:
   return size, mtime
 
 
-def cache_path(source: str | os.PathLike, kind: str, options: dict[str, Any], cache_dir: str | None = None) -> str:
+def cache_path(
+  source: str | os.PathLike, kind: str, options: dict[str, Any], cache_dir: str | None = None
+) -> str:
   """Where the table of (source, options) is cached: <cache_dir>/tables/<name>-<key>.npz."""
   path = os.path.abspath(os.fspath(source))
   size, mtime = _stat(path)
-  key = json.dumps({"v": _READER_VERSION, "path": path, "size": size, "mtime_ns": mtime, "kind": kind,
-                    "options": options}, sort_keys=True, default=str)
+  key = json.dumps(
+    {
+      "v": _READER_VERSION,
+      "path": path,
+      "size": size,
+      "mtime_ns": mtime,
+      "kind": kind,
+      "options": options,
+    },
+    sort_keys=True,
+    default=str,
+  )
   digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
   folder = os.path.join(cache_dir or fileio.cache_dir(), "tables")
   stem = os.path.basename(path.rstrip(os.sep)).split(".")[0] or "source"
@@ -154,13 +172,13 @@ def _read(kind: str, path: str, options: dict[str, Any], progress) -> BenchmarkT
 
 
 def load_table(
-    source: str | os.PathLike,
-    space: str | None = None,
-    dataset: str | None = None,
-    epochs: int | None = None,
-    cache: bool | str = True,
-    progress: Callable[[int, int, int], None] | None = None,
-    **options: Any,
+  source: str | os.PathLike,
+  space: str | None = None,
+  dataset: str | None = None,
+  epochs: int | None = None,
+  cache: bool | str = True,
+  progress: Callable[[int, int, int], None] | None = None,
+  **options: Any,
 ) -> BenchmarkTable:
   """Loads any benchmark source as a BenchmarkTable, through the `.npz` cache.
 
@@ -193,7 +211,9 @@ def load_table(
     if space is not None and _space_of(kind) != space:
       raise ValueError(f"{path}: a {_space_of(kind)} source, but space={space!r}")
     opts = _options(kind, dataset, epochs, options)
-    target = cache_path(path, kind, opts, cache if isinstance(cache, str) else None) if cache else None
+    target = (
+      cache_path(path, kind, opts, cache if isinstance(cache, str) else None) if cache else None
+    )
     table = None
     if target is not None and os.path.exists(target):
       try:
@@ -202,8 +222,13 @@ def load_table(
         table = None  # unreadable or outdated cache: rebuild it
       if table is not None and "subset" in table.meta:
         sub = table.meta["subset"]
-        _LOG.warning("%s: a subset of %s: %d of its %d cells (allow_subset=True; cached)", path,
-                     table.space, sub["cells"], sub["of"])
+        _LOG.warning(
+          "%s: a subset of %s: %d of its %d cells (allow_subset=True; cached)",
+          path,
+          table.space,
+          sub["cells"],
+          sub["of"],
+        )
     if table is None:
       table = _read(kind, path, opts, progress)
       if target is not None:
@@ -214,14 +239,14 @@ def load_table(
 
 
 def prepare(
-    source: str | os.PathLike,
-    dataset: str | None = None,
-    epochs: int | None = None,
-    out: str | os.PathLike | None = None,
-    cache_dir: str | None = None,
-    refresh: bool = False,
-    log: Callable[[str], None] = print,
-    **options: Any,
+  source: str | os.PathLike,
+  dataset: str | None = None,
+  epochs: int | None = None,
+  out: str | os.PathLike | None = None,
+  cache_dir: str | None = None,
+  refresh: bool = False,
+  log: Callable[[str], None] = print,
+  **options: Any,
 ) -> BenchmarkTable:
   """Reads a source into the cache (logging progress), optionally also saving it to `out`.
 
@@ -241,9 +266,17 @@ def prepare(
     target = cache_path(path, kind, _options(kind, dataset, epochs, options), cache_dir)
     if refresh and os.path.exists(target):
       os.remove(target)
-    log(f"reading {path} ({kind}); cache {target}" + (" (exists)" if os.path.exists(target) else ""))
-  table = load_table(path, dataset=dataset, epochs=epochs, cache=cache_dir or True, progress=ProgressLogger(log),
-                     **options)
+    log(
+      f"reading {path} ({kind}); cache {target}" + (" (exists)" if os.path.exists(target) else "")
+    )
+  table = load_table(
+    path,
+    dataset=dataset,
+    epochs=epochs,
+    cache=cache_dir or True,
+    progress=ProgressLogger(log),
+    **options,
+  )
   if out is not None:
     table.save(out)
     log(f"wrote {os.fspath(out)}")
@@ -258,8 +291,10 @@ def summarize(table: BenchmarkTable) -> str:
     ok = np.isfinite(x)
     if not ok.any():
       return "n/a"
-    return f"[{fmt.format(x[ok].min() * scale)}, {fmt.format(x[ok].max() * scale)}] mean {fmt.format(x[ok].mean() * scale)}" + (
-      f" ({int((~ok).sum())} NaN)" if (~ok).any() else "")
+    return (
+      f"[{fmt.format(x[ok].min() * scale)}, {fmt.format(x[ok].max() * scale)}] mean {fmt.format(x[ok].mean() * scale)}"
+      + (f" ({int((~ok).sum())} NaN)" if (~ok).any() else "")
+    )
 
   m = table.meta
   lines = [
@@ -290,4 +325,6 @@ class ProgressLogger:
     dt = max(now - self._start, 1e-9)
     pct = 100.0 * bytes_read / total if total else 0.0
     rec = f"{records} records ({records / dt:,.0f} rec/s), " if records else ""
-    self._log(f"{rec}{bytes_read / 1e6:,.1f} / {total / 1e6:,.1f} MB ({pct:.0f}%, {bytes_read / 1e6 / dt:.1f} MB/s)")
+    self._log(
+      f"{rec}{bytes_read / 1e6:,.1f} / {total / 1e6:,.1f} MB ({pct:.0f}%, {bytes_read / 1e6 / dt:.1f} MB/s)"
+    )

@@ -72,9 +72,23 @@ DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 # Default split per dataset for the reward and for the reported test accuracy
 # (nas_201_api get_more_info: cifar10-valid x-valid / ori-test; cifar10 has only
 # ori-test; cifar100 and ImageNet16-120 x-valid / x-test).
-VALID_SPLITS = {"cifar10-valid": "x-valid", "cifar10": "ori-test", "cifar100": "x-valid", "ImageNet16-120": "x-valid"}
-TEST_SPLITS = {"cifar10-valid": "ori-test", "cifar10": "ori-test", "cifar100": "x-test", "ImageNet16-120": "x-test"}
-_ALIASES = {"imagenet16": "ImageNet16-120", "imagenet16-120": "ImageNet16-120", "imagenet": "ImageNet16-120"}
+VALID_SPLITS = {
+  "cifar10-valid": "x-valid",
+  "cifar10": "ori-test",
+  "cifar100": "x-valid",
+  "ImageNet16-120": "x-valid",
+}
+TEST_SPLITS = {
+  "cifar10-valid": "ori-test",
+  "cifar10": "ori-test",
+  "cifar100": "x-test",
+  "ImageNet16-120": "x-test",
+}
+_ALIASES = {
+  "imagenet16": "ImageNet16-120",
+  "imagenet16-120": "ImageNet16-120",
+  "imagenet": "ImageNet16-120",
+}
 _HP_KEYS = {12: ("12", "less"), 200: ("200", "full")}
 
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
@@ -85,7 +99,9 @@ def canonical_dataset(name: str) -> str:
   """NB201 dataset name: one of `DATASETS` ('imagenet16' -> 'ImageNet16-120')."""
   name = _ALIASES.get(str(name).lower(), name)
   if name not in DATASETS:
-    raise ValueError(f"unknown NAS-Bench-201 dataset {name!r}; expected one of {DATASETS} (or 'imagenet16')")
+    raise ValueError(
+      f"unknown NAS-Bench-201 dataset {name!r}; expected one of {DATASETS} (or 'imagenet16')"
+    )
   return name
 
 
@@ -157,8 +173,13 @@ class _StorageType:
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *rest, **kwargs) -> TensorRef:
   requires_grad = bool(rest[0]) if rest and isinstance(rest[0], bool) else False
-  return TensorRef(storage if isinstance(storage, StorageRef) else None, int(storage_offset), tuple(size),
-                   tuple(stride) if stride is not None else (), requires_grad)
+  return TensorRef(
+    storage if isinstance(storage, StorageRef) else None,
+    int(storage_offset),
+    tuple(size),
+    tuple(stride) if stride is not None else (),
+    requires_grad,
+  )
 
 
 def _rebuild_parameter(data, requires_grad=False, *rest, **kwargs):
@@ -172,9 +193,21 @@ def _rebuild_other(*args, **kwargs) -> OpaqueObject:
 
 
 _SAFE_BUILTINS = {
-  "list": list, "dict": dict, "set": set, "frozenset": frozenset, "tuple": tuple, "int": int, "float": float,
-  "complex": complex, "str": str, "bytes": bytes, "bytearray": bytearray, "bool": bool, "slice": slice,
-  "range": range, "object": object,
+  "list": list,
+  "dict": dict,
+  "set": set,
+  "frozenset": frozenset,
+  "tuple": tuple,
+  "int": int,
+  "float": float,
+  "complex": complex,
+  "str": str,
+  "bytes": bytes,
+  "bytearray": bytearray,
+  "bool": bool,
+  "slice": slice,
+  "range": range,
+  "object": object,
 }
 
 
@@ -212,7 +245,13 @@ class _TorchUnpickler(pickle.Unpickler):
       return collections.OrderedDict
     if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
       return _SAFE_BUILTINS[name]
-    if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"):
+    if module in (
+      "numpy",
+      "numpy.core.multiarray",
+      "numpy._core.multiarray",
+      "numpy.core.numeric",
+      "numpy._core.numeric",
+    ):
       fn = _numpy_global(name)
       if fn is not None:
         return fn
@@ -274,7 +313,9 @@ def _open(path: str, progress) -> io.BufferedReader:
   return io.BufferedReader(_CountingRaw(path, progress), buffer_size=1 << 20)
 
 
-def load_torch_file(path: str | os.PathLike, progress: Callable[[int, int, int], None] | None = None) -> Any:
+def load_torch_file(
+  path: str | os.PathLike, progress: Callable[[int, int, int], None] | None = None
+) -> Any:
   """Loads the object of a `torch.save` file without torch (tensors as `TensorRef`).
 
   Handles the legacy format (torch < 1.6) and the zip format (torch >= 1.6);
@@ -293,7 +334,9 @@ def load_torch_file(path: str | os.PathLike, progress: Callable[[int, int, int],
       with _open(path, progress) as raw, zipfile.ZipFile(raw) as zf:
         names = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if not names:
-          raise ValueError("zip archive without <name>/data.pkl (a TorchScript archive or not a torch.save file)")
+          raise ValueError(
+            "zip archive without <name>/data.pkl (a TorchScript archive or not a torch.save file)"
+          )
         with zf.open(names[0]) as f:
           return _TorchUnpickler(f).load()
     with _open(path, progress) as f:
@@ -314,8 +357,19 @@ def load_torch_file(path: str | os.PathLike, progress: Callable[[int, int, int],
     if str(e).startswith(path):
       raise
     raise ValueError(f"{path}: {e}") from None
-  except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, AttributeError, ImportError, IndexError, KeyError,
-          TypeError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+  except (
+    pickle.UnpicklingError,
+    EOFError,
+    zipfile.BadZipFile,
+    AttributeError,
+    ImportError,
+    IndexError,
+    KeyError,
+    TypeError,
+    UnicodeDecodeError,
+    MemoryError,
+    OverflowError,
+  ) as e:
     raise ValueError(f"{path}: not a readable torch file ({type(e).__name__}: {e})") from None
 
 
@@ -355,12 +409,16 @@ class _CappedReader(io.RawIOBase):
       raise DecompressionLimitError(
         f"{self._path}: decompressed data passed the cap of {self._limit:,} bytes (the file has "
         f"{self._compressed:,} bytes; a NATS-Bench pickle expands far less than {_PBZ2_MAX_RATIO}x): "
-        "a bz2 bomb or a corrupt file (load_pbz2(..., max_bytes=N) sets another cap)")
+        "a bz2 bomb or a corrupt file (load_pbz2(..., max_bytes=N) sets another cap)"
+      )
     return n
 
 
-def load_pbz2(path: str | os.PathLike, progress: Callable[[int, int, int], None] | None = None,
-              max_bytes: int | None = None) -> Any:
+def load_pbz2(
+  path: str | os.PathLike,
+  progress: Callable[[int, int, int], None] | None = None,
+  max_bytes: int | None = None,
+) -> Any:
   """Loads a NATS-Bench `.pickle.pbz2` (bz2-compressed pickle) with the restricted unpickler.
 
   Decompression streams 1 MB at a time and stops past `max_bytes` (default
@@ -379,13 +437,28 @@ def load_pbz2(path: str | os.PathLike, progress: Callable[[int, int, int], None]
   size = os.path.getsize(path)
   limit = pbz2_limit(size) if max_bytes is None else int(max_bytes)
   try:
-    with _open(path, progress) as raw, bz2.BZ2File(raw) as f, \
-        io.BufferedReader(_CappedReader(f, limit, path, size), buffer_size=1 << 16) as capped:
+    with (
+      _open(path, progress) as raw,
+      bz2.BZ2File(raw) as f,
+      io.BufferedReader(_CappedReader(f, limit, path, size), buffer_size=1 << 16) as capped,
+    ):
       return _TorchUnpickler(capped).load()
   except DecompressionLimitError:
     raise
-  except (pickle.UnpicklingError, EOFError, OSError, AttributeError, ImportError, IndexError, KeyError, TypeError,
-          ValueError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+  except (
+    pickle.UnpicklingError,
+    EOFError,
+    OSError,
+    AttributeError,
+    ImportError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ValueError,
+    UnicodeDecodeError,
+    MemoryError,
+    OverflowError,
+  ) as e:
     raise ValueError(f"{path}: not a readable .pickle.pbz2 ({type(e).__name__}: {e})") from None
 
 
@@ -418,8 +491,10 @@ def _hp_key(hp2results: Any, epochs: int, where: str) -> str:
   for key in _HP_KEYS.get(int(epochs), (str(epochs),)):
     if key in hp2results:
       return key
-  raise _Missing(f"missing {where}[{_HP_KEYS.get(int(epochs), (str(epochs),))[0]!r}] (the {epochs}-epoch schedule; "
-                 f"has {sorted(map(str, hp2results))})")
+  raise _Missing(
+    f"missing {where}[{_HP_KEYS.get(int(epochs), (str(epochs),))[0]!r}] (the {epochs}-epoch schedule; "
+    f"has {sorted(map(str, hp2results))})"
+  )
 
 
 def _runs(results: Any, dataset: str, where: str) -> list[tuple[str, dict]]:
@@ -432,7 +507,9 @@ def _runs(results: Any, dataset: str, where: str) -> list[tuple[str, dict]]:
   for s in seeds:
     run = _get(all_results, (dataset, s), f"{where}['all_results']")
     if not isinstance(run, dict):
-      raise _Missing(f"{where}['all_results'][{(dataset, s)!r}] is a {type(run).__name__}, not a dict")
+      raise _Missing(
+        f"{where}['all_results'][{(dataset, s)!r}] is a {type(run).__name__}, not a dict"
+      )
     out.append((f"{where}['all_results'][{(dataset, s)!r}]", run))
   return out
 
@@ -449,8 +526,9 @@ def _accuracies(runs: list[tuple[str, dict]], split: str, epochs: int) -> list[t
   return values
 
 
-def _costs(runs: list[tuple[str, dict]], split: str, epochs: int,
-           mode: str) -> list[tuple[float, str]]:
+def _costs(
+  runs: list[tuple[str, dict]], split: str, epochs: int, mode: str
+) -> list[tuple[float, str]]:
   """(summed training time, its key path) per seed; [] if a seed has no times (cost unknown)."""
   totals = []
   for where, run in runs:
@@ -483,21 +561,21 @@ def _column(entries: list[tuple[int, float, str]], name: str) -> Column:
 
 
 def table_from_nb201(
-    obj: Any,
-    source: str,
-    dataset: str = "cifar10-valid",
-    epochs: int = 12,
-    valid_split: str | None = None,
-    test_dataset: str | None = None,
-    test_epochs: int | None = None,
-    test_split: str | None = None,
-    cost: str = "train",
-    check_order: bool = True,
-    load_index: Callable[[int], Any] | None = None,
-    indexes: Iterable[int] | None = None,
-    fmt: str = "nb201",
-    index_names: list[str] | None = None,
-    allow_subset: bool = False,
+  obj: Any,
+  source: str,
+  dataset: str = "cifar10-valid",
+  epochs: int = 12,
+  valid_split: str | None = None,
+  test_dataset: str | None = None,
+  test_epochs: int | None = None,
+  test_split: str | None = None,
+  cost: str = "train",
+  check_order: bool = True,
+  load_index: Callable[[int], Any] | None = None,
+  indexes: Iterable[int] | None = None,
+  fmt: str = "nb201",
+  index_names: list[str] | None = None,
+  allow_subset: bool = False,
 ) -> BenchmarkTable:
   """Builds a BenchmarkTable from the loaded NAS-Bench-201 / NATS-Bench content.
 
@@ -569,15 +647,23 @@ def table_from_nb201(
         except ValueError as e:
           raise _Missing(f"['meta_archs'][{idx}]: {e}") from None
         if expected != idx:
-          raise _Missing(f"['meta_archs'][{idx}] is {arch!r}, which is cell {expected} of NAS-Bench-201")
-      hp2results = load_index(idx) if load_index is not None else _get(arch2infos, idx, "['arch2infos']")
+          raise _Missing(
+            f"['meta_archs'][{idx}] is {arch!r}, which is cell {expected} of NAS-Bench-201"
+          )
+      hp2results = (
+        load_index(idx) if load_index is not None else _get(arch2infos, idx, "['arch2infos']")
+      )
       where = f"['arch2infos'][{idx}]"
       key = _hp_key(hp2results, epochs, where)
       runs = _runs(hp2results[key], dataset, f"{where}[{key!r}]")
       valid += [(row, v, p) for v, p in _accuracies(runs, valid_split, epochs)]
       costs += [(row, v, p) for v, p in _costs(runs, valid_split, epochs, cost)]
       tkey = _hp_key(hp2results, test_epochs, where)
-      truns = runs if (tkey, test_dataset) == (key, dataset) else _runs(hp2results[tkey], test_dataset, f"{where}[{tkey!r}]")
+      truns = (
+        runs
+        if (tkey, test_dataset) == (key, dataset)
+        else _runs(hp2results[tkey], test_dataset, f"{where}[{tkey!r}]")
+      )
       test += [(row, v, p) for v, p in _accuracies(truns, test_split, test_epochs)]
       ids.append(arch)
   except _Missing as e:
@@ -607,7 +693,8 @@ def table_from_nb201(
       "test_dataset": test_dataset,
       "test_epochs": test_epochs,
       "test_split": test_split,
-      "cost": "mean over seeds of summed train_times (T-train@total)" if cost == "train"
+      "cost": "mean over seeds of summed train_times (T-train@total)"
+      if cost == "train"
       else "mean over seeds of train-all-time + valid-per-time (simulate_train_eval)",
       "reward": f"{dataset} {valid_split} @ {epochs} epochs, mean over seeds, fraction",
       "test": f"{test_dataset} {test_split} @ {test_epochs} epochs, mean over seeds, fraction",
@@ -615,8 +702,13 @@ def table_from_nb201(
   )
 
 
-def read_nb201_pth(path: str | os.PathLike, dataset: str = "cifar10-valid", epochs: int = 12,
-                   progress: Callable[[int, int, int], None] | None = None, **kwargs) -> BenchmarkTable:
+def read_nb201_pth(
+  path: str | os.PathLike,
+  dataset: str = "cifar10-valid",
+  epochs: int = 12,
+  progress: Callable[[int, int, int], None] | None = None,
+  **kwargs,
+) -> BenchmarkTable:
   """Reads a NAS-Bench-201 `.pth` (legacy or zip torch format) into a table.
 
   Args:
@@ -633,16 +725,26 @@ def read_nb201_pth(path: str | os.PathLike, dataset: str = "cifar10-valid", epoc
   return table_from_nb201(obj, path, dataset, epochs, fmt="nb201-pth", **kwargs)
 
 
-def read_nats_pbz2(path: str | os.PathLike, dataset: str = "cifar10-valid", epochs: int = 12,
-                   progress: Callable[[int, int, int], None] | None = None, **kwargs) -> BenchmarkTable:
+def read_nats_pbz2(
+  path: str | os.PathLike,
+  dataset: str = "cifar10-valid",
+  epochs: int = 12,
+  progress: Callable[[int, int, int], None] | None = None,
+  **kwargs,
+) -> BenchmarkTable:
   """Reads a NATS-Bench topology `.pickle.pbz2` (one file) into a table; see `table_from_nb201`."""
   path = os.fspath(path)
   obj = load_pbz2(path, progress)
   return table_from_nb201(obj, path, dataset, epochs, fmt="nats-tss-pbz2", **kwargs)
 
 
-def read_nats_archive(folder: str | os.PathLike, dataset: str = "cifar10-valid", epochs: int = 12,
-                      progress: Callable[[int, int, int], None] | None = None, **kwargs) -> BenchmarkTable:
+def read_nats_archive(
+  folder: str | os.PathLike,
+  dataset: str = "cifar10-valid",
+  epochs: int = 12,
+  progress: Callable[[int, int, int], None] | None = None,
+  **kwargs,
+) -> BenchmarkTable:
   """Reads a NATS-Bench topology fast-mode folder (meta + one file per cell); see `table_from_nb201`.
 
   Cells are those with a `{index:06d}.pickle.pbz2` (or `{index}.pickle.pbz2`) file.
@@ -666,5 +768,14 @@ def read_nats_archive(folder: str | os.PathLike, dataset: str = "cifar10-valid",
     return load_pbz2(found[i])
 
   load_index.count = 0  # type: ignore[attr-defined]
-  return table_from_nb201(meta, folder, dataset, epochs, load_index=load_index, indexes=indexes,
-                          index_names=names, fmt="nats-tss-archive", **kwargs)
+  return table_from_nb201(
+    meta,
+    folder,
+    dataset,
+    epochs,
+    load_index=load_index,
+    indexes=indexes,
+    index_names=names,
+    fmt="nats-tss-archive",
+    **kwargs,
+  )

@@ -67,7 +67,9 @@ class BenchmarkTable:
     if self.adjacency.ndim != 3 or self.adjacency.shape[1] != self.adjacency.shape[2]:
       raise ValueError(f"adjacency must be [N, n, n], got {self.adjacency.shape}")
     if self.ops.ndim != 3 or self.ops.shape[:2] != self.adjacency.shape[:2]:
-      raise ValueError(f"ops must be [N, n, d] matching adjacency {self.adjacency.shape}, got {self.ops.shape}")
+      raise ValueError(
+        f"ops must be [N, n, d] matching adjacency {self.adjacency.shape}, got {self.ops.shape}"
+      )
     for name in ("adjacency", "ops", "valid_acc", "test_acc", "cost", "index"):
       if len(getattr(self, name)) != n:
         raise ValueError(f"{name} has {len(getattr(self, name))} rows, ids has {n}")
@@ -78,38 +80,51 @@ class BenchmarkTable:
   def save(self, path: str | os.PathLike) -> None:
     """Saves the table as a compressed `.npz` (atomic write)."""
     fileio.atomic_save_npz(
-        path,
-        format_version=np.int64(_FORMAT_VERSION),
-        space=np.str_(self.space),
-        adjacency=self.adjacency.astype(np.int8),
-        ops=self.ops.astype(np.int8),
-        valid_acc=self.valid_acc.astype(np.float64),
-        test_acc=self.test_acc.astype(np.float64),
-        cost=self.cost.astype(np.float64),
-        ids=self.ids.astype(str),
-        index=self.index.astype(np.int64),
-        meta=np.str_(json.dumps(self.meta, sort_keys=True)),
+      path,
+      format_version=np.int64(_FORMAT_VERSION),
+      space=np.str_(self.space),
+      adjacency=self.adjacency.astype(np.int8),
+      ops=self.ops.astype(np.int8),
+      valid_acc=self.valid_acc.astype(np.float64),
+      test_acc=self.test_acc.astype(np.float64),
+      cost=self.cost.astype(np.float64),
+      ids=self.ids.astype(str),
+      index=self.index.astype(np.int64),
+      meta=np.str_(json.dumps(self.meta, sort_keys=True)),
     )
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> BenchmarkTable:
     """Loads a table written by `save`; raises ValueError naming the file if it is not one."""
     z = fileio.load_npz(path)
-    missing = {"format_version", "space", "adjacency", "ops", "valid_acc", "test_acc", "cost", "ids", "index", "meta"} - set(z)
+    missing = {
+      "format_version",
+      "space",
+      "adjacency",
+      "ops",
+      "valid_acc",
+      "test_acc",
+      "cost",
+      "ids",
+      "index",
+      "meta",
+    } - set(z)
     if missing:
       raise ValueError(f"{os.fspath(path)}: not a BenchmarkTable cache (missing {sorted(missing)})")
     if int(z["format_version"]) != _FORMAT_VERSION:
-      raise ValueError(f"{os.fspath(path)}: table format {int(z['format_version'])}, expected {_FORMAT_VERSION}")
+      raise ValueError(
+        f"{os.fspath(path)}: table format {int(z['format_version'])}, expected {_FORMAT_VERSION}"
+      )
     return cls(
-        space=str(z["space"]),
-        adjacency=z["adjacency"],
-        ops=z["ops"],
-        valid_acc=z["valid_acc"],
-        test_acc=z["test_acc"],
-        cost=z["cost"],
-        ids=z["ids"],
-        index=z["index"],
-        meta=json.loads(str(z["meta"])),
+      space=str(z["space"]),
+      adjacency=z["adjacency"],
+      ops=z["ops"],
+      valid_acc=z["valid_acc"],
+      test_acc=z["test_acc"],
+      cost=z["cost"],
+      ids=z["ids"],
+      index=z["index"],
+      meta=json.loads(str(z["meta"])),
     )
 
 
@@ -147,13 +162,20 @@ def _check_values(source: str, col: Column, lo: float, hi: float) -> None:
     raise ValueError(f"{source}: {col.where(m)}: {col.name} = {float(v[m])!r} {what}")
 
 
-def _means(source: str, col: Column, n: int, required: bool, ids: np.ndarray,
-           cell_where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+def _means(
+  source: str,
+  col: Column,
+  n: int,
+  required: bool,
+  ids: np.ndarray,
+  cell_where: Callable[[int], str],
+) -> tuple[np.ndarray, np.ndarray]:
   """(mean over runs float64 [N] (NaN without runs), runs per cell int64 [N])."""
   cell = np.asarray(col.cell, np.int64)
   if cell.shape != np.shape(col.values):
-    raise ValueError(f"{source}: {col.name}: {cell.shape} cell numbers for "
-                     f"{np.shape(col.values)} values")
+    raise ValueError(
+      f"{source}: {col.name}: {cell.shape} cell numbers for {np.shape(col.values)} values"
+    )
   counts = np.bincount(cell, minlength=n)
   if required and (counts == 0).any():
     k = int(np.argmin(counts))
@@ -173,21 +195,21 @@ def _first_duplicate(keys: np.ndarray) -> tuple[int, int] | None:
 
 
 def build_table(
-    space: str,
-    source: str,
-    *,
-    adjacency: np.ndarray,
-    ops: np.ndarray,
-    ids: Any,
-    index: Any,
-    valid: Column,
-    test: Column | None,
-    cost: Column | None,
-    acc_scale: float,
-    cell_where: Callable[[int], str],
-    same_runs: bool = False,
-    allow_subset: bool = False,
-    meta: dict[str, Any] | None = None,
+  space: str,
+  source: str,
+  *,
+  adjacency: np.ndarray,
+  ops: np.ndarray,
+  ids: Any,
+  index: Any,
+  valid: Column,
+  test: Column | None,
+  cost: Column | None,
+  acc_scale: float,
+  cell_where: Callable[[int], str],
+  same_runs: bool = False,
+  allow_subset: bool = False,
+  meta: dict[str, Any] | None = None,
 ) -> BenchmarkTable:
   """Checks the numbers of a source and builds its table (the one validation every reader uses).
 
@@ -231,14 +253,17 @@ def build_table(
   if same_runs and (runs != runs[0]).any():
     common, count = collections.Counter(runs.tolist()).most_common(1)[0]
     k = int(np.argmax(runs != common))
-    raise ValueError(f"{source}: cell {ids[k]} ({cell_where(k)}) has {runs[k]} run(s), but {count} "
-                     f"of the {n} cells have {common}: a truncated or incomplete file?")
+    raise ValueError(
+      f"{source}: cell {ids[k]} ({cell_where(k)}) has {runs[k]} run(s), but {count} "
+      f"of the {n} cells have {common}: a truncated or incomplete file?"
+    )
   for keys, what in ((ids, "cell"), (index, "index")):
     dup = _first_duplicate(keys)
     if dup is not None:
       j, k = dup
       raise ValueError(
-          f"{source}: {what} {keys[k]} appears twice: {cell_where(j)} and {cell_where(k)}")
+        f"{source}: {what} {keys[k]} appears twice: {cell_where(j)} and {cell_where(k)}"
+      )
   meta = dict(meta or {})
   same = bool((runs == runs[0]).all())
   meta["num_runs"] = int(runs[0]) if same else {"min": int(runs.min()), "max": int(runs.max())}
@@ -246,18 +271,21 @@ def build_table(
   if expected is not None and n != expected:
     if n > expected or not allow_subset:
       hint = "; a truncated or partial file? (pass allow_subset=True to read a subset)"
-      raise ValueError(f"{source}: {n} cells, but {space} has {expected}" + (hint if n < expected else ""))
+      raise ValueError(
+        f"{source}: {n} cells, but {space} has {expected}" + (hint if n < expected else "")
+      )
     meta["subset"] = {"cells": n, "of": expected}
-    _LOG.warning("%s: a subset of %s: %d of its %d cells (allow_subset=True)", source, space, n,
-                 expected)
+    _LOG.warning(
+      "%s: a subset of %s: %d of its %d cells (allow_subset=True)", source, space, n, expected
+    )
   return BenchmarkTable(
-      space=space,
-      adjacency=adjacency,
-      ops=ops,
-      valid_acc=valid_acc / acc_scale,
-      test_acc=test_acc / acc_scale,
-      cost=costs,
-      ids=ids,
-      index=index,
-      meta=meta,
+    space=space,
+    adjacency=adjacency,
+    ops=ops,
+    valid_acc=valid_acc / acc_scale,
+    test_acc=test_acc / acc_scale,
+    cost=costs,
+    ids=ids,
+    index=index,
+    meta=meta,
   )

@@ -47,18 +47,18 @@ import numpy as np
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = [
-    "Record",
-    "crc32c",
-    "crc32c_batch",
-    "masked_crc32c",
-    "crc32c_backend",
-    "iter_records",
-    "decode_model_metrics",
-    "parse_nb101_record",
-    "read_nb101_tfrecord",
-    "NB101_OPS",
-    "encode_nb101_raw",
-    "CellError",
+  "Record",
+  "crc32c",
+  "crc32c_batch",
+  "masked_crc32c",
+  "crc32c_backend",
+  "iter_records",
+  "decode_model_metrics",
+  "parse_nb101_record",
+  "read_nb101_tfrecord",
+  "NB101_OPS",
+  "encode_nb101_raw",
+  "CellError",
 ]
 
 # Node operations of NB101 cells as the file spells them.
@@ -170,7 +170,11 @@ def _shift_tables(nbytes: int) -> np.ndarray:
 
 def _crc32c_numpy(data: bytes | memoryview | np.ndarray, block: int = 8192) -> int:
   """CRC32C of one buffer with the lane kernel (blocks as lanes, then combined)."""
-  arr = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+  arr = (
+    np.frombuffer(data, np.uint8)
+    if not isinstance(data, np.ndarray)
+    else data.reshape(-1).view(np.uint8)
+  )
   n = arr.size
   if n < 64:
     return _crc32c_small(arr.tobytes())
@@ -225,7 +229,9 @@ def _mask(c: np.ndarray) -> np.ndarray:
   return ((c >> np.uint32(15)) | (c << np.uint32(17))) + np.uint32(_MASK_DELTA)
 
 
-def _crc32c_batch_numpy(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, bucket: int = 64) -> np.ndarray:
+def _crc32c_batch_numpy(
+  buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, bucket: int = 64
+) -> np.ndarray:
   """CRC32C of many slices of one uint8 buffer with the lane kernel.
 
   Slices are grouped by length rounded up to `bucket` bytes; each group is one
@@ -270,7 +276,9 @@ def _crc32c_batch_numpy(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray
   return out
 
 
-def crc32c_batch(buf: np.ndarray | bytes, starts: Sequence[int] | np.ndarray, lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+def crc32c_batch(
+  buf: np.ndarray | bytes, starts: Sequence[int] | np.ndarray, lengths: Sequence[int] | np.ndarray
+) -> np.ndarray:
   """CRC32C of many slices `buf[starts[i] : starts[i] + lengths[i]]`.
 
   Args:
@@ -284,8 +292,14 @@ def crc32c_batch(buf: np.ndarray | bytes, starts: Sequence[int] | np.ndarray, le
   if _GOOGLE is not None:
     data = bytes(buf) if not isinstance(buf, bytes) else buf
     value = _GOOGLE.value
-    return np.fromiter((value(data[s : s + n]) for s, n in zip(np.asarray(starts).tolist(), np.asarray(lengths).tolist())),
-                       np.uint32, len(starts))
+    return np.fromiter(
+      (
+        value(data[s : s + n])
+        for s, n in zip(np.asarray(starts).tolist(), np.asarray(lengths).tolist())
+      ),
+      np.uint32,
+      len(starts),
+    )
   arr = np.frombuffer(buf, np.uint8) if isinstance(buf, (bytes, bytearray, memoryview)) else buf
   return _crc32c_batch_numpy(arr, np.asarray(starts), np.asarray(lengths))
 
@@ -314,10 +328,10 @@ def _fail(path: str, number: int, offset: int, what: str) -> ValueError:
 
 
 def iter_records(
-    path: str | os.PathLike,
-    check_crc: bool = True,
-    chunk_size: int = _CHUNK,
-    progress: Callable[[int, int, int], None] | None = None,
+  path: str | os.PathLike,
+  check_crc: bool = True,
+  chunk_size: int = _CHUNK,
+  progress: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[Record]:
   """Streams the records of a TFRecord file, verifying both masked CRC32Cs.
 
@@ -358,20 +372,31 @@ def iter_records(
       while True:
         if n - pos < 12:
           if eof and pos < n:
-            stop = _fail(path, number + len(frames), base + pos, f"truncated length header ({n - pos} of 12 bytes)")
+            stop = _fail(
+              path,
+              number + len(frames),
+              base + pos,
+              f"truncated length header ({n - pos} of 12 bytes)",
+            )
           break
         length, len_crc = _HEADER.unpack_from(buf, pos)
         end = pos + 16 + length
         if end > n:
           # Does not fit: trust the length only once its CRC is verified.
           if check_crc and _mask_int(crc32c(buf[pos : pos + 8])) != len_crc:
-            stop = _fail(path, number + len(frames), base + pos, "length CRC mismatch (corrupt length field)")
+            stop = _fail(
+              path, number + len(frames), base + pos, "length CRC mismatch (corrupt length field)"
+            )
             break
           if base + end > total:
             have = total - (base + pos + 12)
             part = "data" if have < length else "data CRC"
-            stop = _fail(path, number + len(frames), base + pos,
-                         f"truncated {part}: record needs {length + 4} bytes after its header, file has {max(have, 0)}")
+            stop = _fail(
+              path,
+              number + len(frames),
+              base + pos,
+              f"truncated {part}: record needs {length + 4} bytes after its header, file has {max(have, 0)}",
+            )
             break
           if not frames:  # a single record larger than the chunk: read it whole
             buf = buf + f.read(end - n)
@@ -389,12 +414,20 @@ def iter_records(
         starts = np.fromiter((p for p, _ in frames), np.int64, len(frames))
         lengths = np.fromiter((l for _, l in frames), np.int64, len(frames))
         src = buf if _GOOGLE is not None else arr
-        len_ok = _mask(crc32c_batch(src, starts, np.full(len(frames), 8))) == _gather_u32(arr, starts + 8)
-        data_ok = _mask(crc32c_batch(src, starts + 12, lengths)) == _gather_u32(arr, starts + 12 + lengths)
+        len_ok = _mask(crc32c_batch(src, starts, np.full(len(frames), 8))) == _gather_u32(
+          arr, starts + 8
+        )
+        data_ok = _mask(crc32c_batch(src, starts + 12, lengths)) == _gather_u32(
+          arr, starts + 12 + lengths
+        )
         ok = len_ok & data_ok
         if not ok.all():
           bad = int(np.argmin(ok))
-          bad_msg = "length CRC mismatch (corrupt length field)" if not len_ok[bad] else "data CRC mismatch (corrupt data)"
+          bad_msg = (
+            "length CRC mismatch (corrupt length field)"
+            if not len_ok[bad]
+            else "data CRC mismatch (corrupt data)"
+          )
       for k in range(bad):
         p, length = frames[k]
         yield Record(number, base + p, buf[p + 12 : p + 12 + length])
@@ -428,12 +461,12 @@ _F64 = struct.Struct("<d")
 _F32 = struct.Struct("<f")
 # field number -> (name, wire type) ; wire 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32
 _EVAL_FIELDS = {
-    1: ("current_epoch", 1),
-    2: ("training_time", 1),
-    3: ("train_accuracy", 1),
-    4: ("validation_accuracy", 1),
-    5: ("test_accuracy", 1),
-    6: ("checkpoint_path", 2),
+  1: ("current_epoch", 1),
+  2: ("training_time", 1),
+  3: ("train_accuracy", 1),
+  4: ("validation_accuracy", 1),
+  5: ("test_accuracy", 1),
+  6: ("checkpoint_path", 2),
 }
 _METRIC_FIELDS = {1: ("evaluation_data", 2), 2: ("trainable_parameters", 0), 3: ("total_time", 1)}
 
@@ -471,7 +504,9 @@ def _skip(buf: bytes, i: int, end: int, wire: int) -> int:
   return i
 
 
-def _decode_message(buf: bytes, i: int, end: int, fields: dict[int, tuple[str, int]], what: str) -> tuple[dict[str, Any], dict[str, list]]:
+def _decode_message(
+  buf: bytes, i: int, end: int, fields: dict[int, tuple[str, int]], what: str
+) -> tuple[dict[str, Any], dict[str, list]]:
   """Decodes one message; scalar fields keep the last value (proto3), `repeated` in lists."""
   scalars: dict[str, Any] = {}
   spans: dict[str, list] = {}
@@ -545,18 +580,22 @@ def decode_model_metrics(buf: bytes) -> dict[str, Any]:
     entry = {name: float(e.get(name, 0.0)) for name, _ in list(_EVAL_FIELDS.values())[:5]}
     paths = s.get("checkpoint_path", [])
     try:
-      entry["checkpoint_path"] = bytes(buf[paths[-1][0] : paths[-1][1]]).decode("utf-8") if paths else ""
+      entry["checkpoint_path"] = (
+        bytes(buf[paths[-1][0] : paths[-1][1]]).decode("utf-8") if paths else ""
+      )
     except UnicodeDecodeError as e2:
       raise ValueError(f"ModelMetrics.evaluation_data[{k}].checkpoint_path is not UTF-8") from e2
     evals.append(entry)
   return {
-      "evaluation_data": evals,
-      "trainable_parameters": _int32(scalars.get("trainable_parameters", 0)),
-      "total_time": float(scalars.get("total_time", 0.0)),
+    "evaluation_data": evals,
+    "trainable_parameters": _int32(scalars.get("trainable_parameters", 0)),
+    "total_time": float(scalars.get("total_time", 0.0)),
   }
 
 
-_EVAL5 = struct.Struct("<xdxdxdxdxd")  # the five doubles of an EvaluationData, keys 0x09 0x11 0x19 0x21 0x29
+_EVAL5 = struct.Struct(
+  "<xdxdxdxdxd"
+)  # the five doubles of an EvaluationData, keys 0x09 0x11 0x19 0x21 0x29
 
 
 def _final_evaluation(buf: bytes) -> tuple[float, float, float]:
@@ -577,7 +616,13 @@ def _final_evaluation(buf: bytes) -> tuple[float, float, float]:
     key = buf[i]
     if key == 0x0A and i + 1 < n and buf[i + 1] == 45 and i + 47 <= n:
       a = i + 2
-      if buf[a] != 0x09 or buf[a + 9] != 0x11 or buf[a + 18] != 0x19 or buf[a + 27] != 0x21 or buf[a + 36] != 0x29:
+      if (
+        buf[a] != 0x09
+        or buf[a + 9] != 0x11
+        or buf[a + 18] != 0x19
+        or buf[a + 27] != 0x21
+        or buf[a + 36] != 0x29
+      ):
         ok = False
         break
       last = a
@@ -610,7 +655,9 @@ def _final_evaluation(buf: bytes) -> tuple[float, float, float]:
 _HASH_RE = re.compile(r"[0-9a-f]{32}")
 _ADJ_RE = re.compile(r"[01]+")
 # The records as nasbench's json.dumps writes them; anything else takes the json.loads path.
-_FAST_RE = re.compile(rb'\["([0-9a-f]{32})", ([1-9][0-9]*), "([01]+)", "([a-z0-9,\-]+)", "([A-Za-z0-9+/=]*)"\]')
+_FAST_RE = re.compile(
+  rb'\["([0-9a-f]{32})", ([1-9][0-9]*), "([01]+)", "([a-z0-9,\-]+)", "([A-Za-z0-9+/=]*)"\]'
+)
 
 
 def _fields(data: bytes) -> tuple[str, int, str, str, bytes]:
@@ -618,14 +665,21 @@ def _fields(data: bytes) -> tuple[str, int, str, str, bytes]:
   m = _FAST_RE.fullmatch(data)
   if m is not None:
     module_hash, epochs, raw_adj, raw_ops, raw_metrics = (
-      m[1].decode("ascii"), int(m[2]), m[3].decode("ascii"), m[4].decode("ascii"), m[5])
+      m[1].decode("ascii"),
+      int(m[2]),
+      m[3].decode("ascii"),
+      m[4].decode("ascii"),
+      m[5],
+    )
   else:
     try:
       row = json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
       raise ValueError(f"bad JSON ({e})") from None
     if not isinstance(row, list) or len(row) != 5:
-      raise ValueError("JSON is not a list [module_hash, epochs, raw_adjacency, raw_operations, raw_metrics]")
+      raise ValueError(
+        "JSON is not a list [module_hash, epochs, raw_adjacency, raw_operations, raw_metrics]"
+      )
     module_hash, epochs, raw_adj, raw_ops, raw_metrics = row
     if not isinstance(module_hash, str) or not _HASH_RE.fullmatch(module_hash):
       raise ValueError(f"module_hash {module_hash!r} is not a 32-digit lowercase hex string")
@@ -644,7 +698,9 @@ def _fields(data: bytes) -> tuple[str, int, str, str, bytes]:
   if len(ops) != dim:
     raise ValueError(f"{len(ops)} operations for a {dim}x{dim} adjacency")
   if ops[0] != "input" or ops[-1] != "output" or not _INNER_OPS.issuperset(ops[1:-1]):
-    raise ValueError(f"operations {ops} are not input, {{conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3}}*, output")
+    raise ValueError(
+      f"operations {ops} are not input, {{conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3}}*, output"
+    )
   try:
     blob = base64.b64decode(raw_metrics, validate=True)
   except (binascii.Error, ValueError) as e:
@@ -654,7 +710,9 @@ def _fields(data: bytes) -> tuple[str, int, str, str, bytes]:
 
 def _adjacency(raw_adj: str) -> np.ndarray:
   dim = math.isqrt(len(raw_adj))
-  return (np.frombuffer(raw_adj.encode("ascii"), np.uint8) - ord("0")).astype(np.int8).reshape(dim, dim)
+  return (
+    (np.frombuffer(raw_adj.encode("ascii"), np.uint8) - ord("0")).astype(np.int8).reshape(dim, dim)
+  )
 
 
 def parse_nb101_record(data: bytes) -> tuple[str, int, np.ndarray, list[str], dict[str, Any]]:
@@ -693,7 +751,9 @@ class CellError(ValueError):
     self.cell, self.reason = int(cell), reason
 
 
-def encode_nb101_raw(raw_adjacency: Sequence[str], operations: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+def encode_nb101_raw(
+  raw_adjacency: Sequence[str], operations: Sequence[Sequence[str]]
+) -> tuple[np.ndarray, np.ndarray]:
   """Vectorised arch2vec encoding of NB101 cells given as the file stores them.
 
   The same encoding as `nb101.encode` (zero padding after the output node,
@@ -725,10 +785,14 @@ def encode_nb101_raw(raw_adjacency: Sequence[str], operations: Sequence[Sequence
     if len(text) != rows.size * v * v:
       bad = next(k for k in rows.tolist() if len(raw_adjacency[k]) != v * v)
       raise CellError(bad, f"adjacency of length {len(raw_adjacency[bad])} is not square")
-    m = np.frombuffer(text.encode("ascii", "replace"), np.uint8).reshape(rows.size, v, v) - np.uint8(ord("0"))
+    m = np.frombuffer(text.encode("ascii", "replace"), np.uint8).reshape(
+      rows.size, v, v
+    ) - np.uint8(ord("0"))
     bad = ~np.all(m <= 1, axis=(1, 2)) | np.any(np.tril(m) != 0, axis=(1, 2))
     if bad.any():
-      raise CellError(rows[np.argmax(bad)], "adjacency is not a strictly upper-triangular 0/1 matrix")
+      raise CellError(
+        rows[np.argmax(bad)], "adjacency is not a strictly upper-triangular 0/1 matrix"
+      )
     adjacency[rows, :v, :v] = m
   codes = np.full((count, n_nodes), -1, np.int64)
   for k, ops in enumerate(operations):
@@ -744,12 +808,12 @@ def encode_nb101_raw(raw_adjacency: Sequence[str], operations: Sequence[Sequence
 
 
 def read_nb101_tfrecord(
-    path: str | os.PathLike,
-    epochs: int = 108,
-    verify_hash: bool = True,
-    check_crc: bool = True,
-    progress: Callable[[int, int, int], None] | None = None,
-    allow_subset: bool = False,
+  path: str | os.PathLike,
+  epochs: int = 108,
+  verify_hash: bool = True,
+  check_crc: bool = True,
+  progress: Callable[[int, int, int], None] | None = None,
+  allow_subset: bool = False,
 ) -> BenchmarkTable:
   """Reads NAS-Bench-101 (`nasbench_only108.tfrecord` or the full file) into a table.
 
@@ -812,7 +876,12 @@ def read_nb101_tfrecord(
       graphs.append((raw_adj, raw_ops))
       where.append((rec.number, rec.offset))
     elif graphs[k] != (raw_adj, raw_ops):
-      raise _fail(path, rec.number, rec.offset, f"hash {module_hash} was stored with a different graph at record {where[k][0]}")
+      raise _fail(
+        path,
+        rec.number,
+        rec.offset,
+        f"hash {module_hash} was stored with a different graph at record {where[k][0]}",
+      )
     run_cell.append(k)
     run_number.append(rec.number)
     run_offset.append(rec.offset)
@@ -820,7 +889,9 @@ def read_nb101_tfrecord(
     run_test.append(test)
     run_time.append(train_time)
   if not hashes:
-    raise ValueError(f"{path}: no record with epochs={epochs} among {records} records (epochs present: {sorted(epochs_seen)})")
+    raise ValueError(
+      f"{path}: no record with epochs={epochs} among {records} records (epochs present: {sorted(epochs_seen)})"
+    )
   nb101 = _nb101()
   try:
     adjacency, onehot = encode_nb101_raw([g[0] for g in graphs], [g[1].split(",") for g in graphs])
@@ -829,8 +900,12 @@ def read_nb101_tfrecord(
   if verify_hash:
     computed = _hash_all(nb101, adjacency, onehot)
     for k in np.flatnonzero(computed != np.asarray(hashes)):
-      raise _fail(path, where[k][0], where[k][1],
-                  f"stored module_hash {hashes[k]} != graph hash {computed[k] or '(invalid cell)'} of its graph")
+      raise _fail(
+        path,
+        where[k][0],
+        where[k][1],
+        f"stored module_hash {hashes[k]} != graph hash {computed[k] or '(invalid cell)'} of its graph",
+      )
   cell = np.frombuffer(run_cell, np.int64)
 
   def run_where(m: int) -> str:
@@ -841,31 +916,31 @@ def read_nb101_tfrecord(
 
   final = "evaluation_data[-1]"
   return build_table(
-      "nb101",
-      path,
-      adjacency=adjacency,
-      ops=onehot,
-      ids=np.asarray(hashes, dtype=str),
-      index=np.arange(len(hashes), dtype=np.int64),
-      valid=Column(np.frombuffer(run_valid), cell, f"{final}.validation_accuracy", run_where),
-      test=Column(np.frombuffer(run_test), cell, f"{final}.test_accuracy", run_where),
-      cost=Column(np.frombuffer(run_time), cell, f"{final}.training_time", run_where),
-      acc_scale=1.0,
-      cell_where=cell_where,
-      same_runs=True,
-      allow_subset=allow_subset,
-      meta={
-          "source": os.path.abspath(path),
-          "format": "nb101-tfrecord",
-          "dataset": "cifar10",
-          "epochs": int(epochs),
-          "epochs_in_file": sorted(epochs_seen),
-          "records": records,
-          "reward": "validation_accuracy, mean over runs, final evaluation",
-          "test": "test_accuracy, mean over runs, final evaluation",
-          "cost": "training_time in seconds, mean over runs",
-          "hash_verified": bool(verify_hash),
-      },
+    "nb101",
+    path,
+    adjacency=adjacency,
+    ops=onehot,
+    ids=np.asarray(hashes, dtype=str),
+    index=np.arange(len(hashes), dtype=np.int64),
+    valid=Column(np.frombuffer(run_valid), cell, f"{final}.validation_accuracy", run_where),
+    test=Column(np.frombuffer(run_test), cell, f"{final}.test_accuracy", run_where),
+    cost=Column(np.frombuffer(run_time), cell, f"{final}.training_time", run_where),
+    acc_scale=1.0,
+    cell_where=cell_where,
+    same_runs=True,
+    allow_subset=allow_subset,
+    meta={
+      "source": os.path.abspath(path),
+      "format": "nb101-tfrecord",
+      "dataset": "cifar10",
+      "epochs": int(epochs),
+      "epochs_in_file": sorted(epochs_seen),
+      "records": records,
+      "reward": "validation_accuracy, mean over runs, final evaluation",
+      "test": "test_accuracy, mean over runs, final evaluation",
+      "cost": "training_time in seconds, mean over runs",
+      "hash_verified": bool(verify_hash),
+    },
   )
 
 
@@ -873,5 +948,7 @@ def _hash_all(nb101, adjacency: np.ndarray, onehot: np.ndarray) -> np.ndarray:
   """Official hashes of encoded cells (str [N]; '' for a cell outside the space)."""
   out = []
   for i in range(0, len(adjacency), 65536):  # bounded temporaries
-    out.append(np.asarray(nb101.hash_batch(adjacency[i : i + 65536], onehot[i : i + 65536]), dtype=str))
+    out.append(
+      np.asarray(nb101.hash_batch(adjacency[i : i + 65536], onehot[i : i + 65536]), dtype=str)
+    )
   return np.concatenate(out) if out else np.zeros(0, str)

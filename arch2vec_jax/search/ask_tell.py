@@ -251,7 +251,9 @@ def add_candidates(state: Any, embeddings, neighbours=None) -> Any:
   n, dim = problem.embeddings.shape
   emb = np.asarray(embeddings, np.float32)
   if emb.ndim != 2 or emb.shape[1] != dim or not len(emb) or not np.all(np.isfinite(emb)):
-    raise ValueError(f"new candidates must be a finite [M, {dim}] array with M >= 1, got {emb.shape}")
+    raise ValueError(
+      f"new candidates must be a finite [M, {dim}] array with M >= 1, got {emb.shape}"
+    )
   m = len(emb)
   old_nb = np.asarray(problem.neighbours)
   if neighbours is None:
@@ -279,7 +281,10 @@ def add_candidates(state: Any, embeddings, neighbours=None) -> Any:
   grown = Candidates(
     embeddings=jnp.concatenate([problem.embeddings, jnp.asarray(emb)]),
     sq_norms=jnp.concatenate(
-      [problem.sq_norms, jnp.asarray(np.sum(emb.astype(np.float64) ** 2, axis=1).astype(np.float32))]
+      [
+        problem.sq_norms,
+        jnp.asarray(np.sum(emb.astype(np.float64) ** 2, axis=1).astype(np.float32)),
+      ]
     ),
     available=jnp.concatenate([problem.available, jnp.ones((m,), bool)]),
     neighbours=jnp.asarray(nb),
@@ -322,7 +327,9 @@ def enable_candidates(state: Any, cells, embeddings=None) -> Any:
       raise ValueError(f"embeddings must be a finite [{len(cells)}, {dim}] array, got {new.shape}")
     emb = emb.at[idx].set(jnp.asarray(new))
     sq = sq.at[idx].set(jnp.asarray(np.sum(new.astype(np.float64) ** 2, axis=1).astype(np.float32)))
-  problem = problem._replace(embeddings=emb, sq_norms=sq, available=problem.available.at[idx].set(True))
+  problem = problem._replace(
+    embeddings=emb, sq_norms=sq, available=problem.available.at[idx].set(True)
+  )
   visited = state.progress.visited.at[idx].set(False)
   return state._replace(problem=problem, progress=state.progress._replace(visited=visited))
 

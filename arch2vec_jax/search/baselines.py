@@ -127,7 +127,9 @@ def random_search(batch_size: int = 1) -> ask_tell.AskTell:
   return ask_tell.AskTell(init, ask, tell, k, "rs")
 
 
-def make_random_search(env: env_lib.SearchEnv, budget: env_lib.Budget) -> Callable[[jax.Array], env_lib.Trace]:
+def make_random_search(
+  env: env_lib.SearchEnv, budget: env_lib.Budget
+) -> Callable[[jax.Array], env_lib.Trace]:
   """Builds a pure `run(key) -> Trace` (length `budget.max_queries`): distinct random cells.
 
   `ask_tell.table_search` over `random_search()`.
@@ -186,14 +188,24 @@ def regularized_evolution(config: REConfig, batch_size: int = 1) -> ask_tell.Ask
 
   def init(key: jax.Array, problem: ask_tell.Candidates) -> REState:
     if problem.neighbours.ndim != 2 or problem.neighbours.shape[1] < 1:
-      raise ValueError("regularized evolution needs the mutation neighbours: Candidates."
-                       "neighbours [N, K], K >= 1 (baselines.neighbour_table), got "
-                       f"{problem.neighbours.shape}")
+      raise ValueError(
+        "regularized evolution needs the mutation neighbours: Candidates."
+        "neighbours [N, K], K >= 1 (baselines.neighbour_table), got "
+        f"{problem.neighbours.shape}"
+      )
     k_init, k_loop = jax.random.split(key)
     zero = jnp.array(0, jnp.int32)
-    return REState(problem, ask_tell.init_progress(problem), k_init, k_loop, zero,
-                   jnp.zeros((pop,), jnp.int32), jnp.full((pop,), -jnp.inf, jnp.float32),
-                   jnp.zeros((pop,), bool), zero)
+    return REState(
+      problem,
+      ask_tell.init_progress(problem),
+      k_init,
+      k_loop,
+      zero,
+      jnp.zeros((pop,), jnp.int32),
+      jnp.full((pop,), -jnp.inf, jnp.float32),
+      jnp.zeros((pop,), bool),
+      zero,
+    )
 
   def random_cell(state: REState) -> tuple[jax.Array, jax.Array]:
     key = ask_tell.step_key(state.init_key, state.num_random)
@@ -221,8 +233,11 @@ def regularized_evolution(config: REConfig, batch_size: int = 1) -> ask_tell.Ask
       is_random = state.num_random < pop
       cell, key = jax.lax.cond(is_random, random_cell, cycle_cell, state)
       visited, cell = ask_tell.propose(state.progress.visited, cell)
-      state = state._replace(progress=state.progress._replace(visited=visited), key=key,
-                             num_random=state.num_random + is_random.astype(jnp.int32))
+      state = state._replace(
+        progress=state.progress._replace(visited=visited),
+        key=key,
+        num_random=state.num_random + is_random.astype(jnp.int32),
+      )
       cells.append(cell)
     return jnp.stack(cells), state
 
@@ -241,8 +256,12 @@ def regularized_evolution(config: REConfig, batch_size: int = 1) -> ask_tell.Ask
   return ask_tell.AskTell(init, ask, tell, k, "re")
 
 
-def make_regularized_evolution(config: REConfig, env: env_lib.SearchEnv, budget: env_lib.Budget,
-                               neighbours: np.ndarray | jax.Array) -> Callable[[jax.Array], env_lib.Trace]:
+def make_regularized_evolution(
+  config: REConfig,
+  env: env_lib.SearchEnv,
+  budget: env_lib.Budget,
+  neighbours: np.ndarray | jax.Array,
+) -> Callable[[jax.Array], env_lib.Trace]:
   """Builds a pure `run(key) -> Trace` (length `budget.max_queries`).
 
   `ask_tell.table_search` over `regularized_evolution(config)`.
@@ -290,7 +309,9 @@ def nb201_neighbours(ids) -> np.ndarray:
 
   n_ops, n_edges = len(nb201.EDGE_OPS), nb201.NUM_EDGES
   op_index = {op: i for i, op in enumerate(nb201.EDGE_OPS)}
-  codes = np.array([[op_index[op] for op in nb201.parse_arch(str(s))] for s in ids], np.int64)  # [N, 6]
+  codes = np.array(
+    [[op_index[op] for op in nb201.parse_arch(str(s))] for s in ids], np.int64
+  )  # [N, 6]
   weights = n_ops ** np.arange(n_edges - 1, -1, -1)
   number = codes @ weights
   lookup = np.full(n_ops**n_edges, -1, np.int64)

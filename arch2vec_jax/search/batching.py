@@ -56,7 +56,9 @@ def sequential_vmap(fn: Callable, group_size: int = 1) -> Callable:
     else:
       groups = -(-axis_size // g)
       pad = groups * g - axis_size
-      padded = [jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x for x in batched]
+      padded = [
+        jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x for x in batched
+      ]
       grouped = [x.reshape((groups, g) + x.shape[1:]) for x in padded]
       out = jax.lax.map(jax.vmap(call), grouped)
       out = jax.tree.map(lambda y: y.reshape((groups * g,) + y.shape[2:])[:axis_size], out)

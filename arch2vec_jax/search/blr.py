@@ -145,8 +145,15 @@ def spectrum(phi: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> Spe
     lam, u = jnp.linalg.eigh(jnp.dot(phi, phi.T, precision=hp))
     lam = jnp.maximum(lam, 0.0)
     proj_y = jnp.dot(u.T, y, precision=hp)
-    return Spectrum(lam, proj_y**2, jnp.zeros((), phi.dtype), n, jnp.dot(u.T, phi, precision=hp), proj_y,
-                    jnp.asarray(h, phi.dtype))
+    return Spectrum(
+      lam,
+      proj_y**2,
+      jnp.zeros((), phi.dtype),
+      n,
+      jnp.dot(u.T, phi, precision=hp),
+      proj_y,
+      jnp.asarray(h, phi.dtype),
+    )
   lam, v = jnp.linalg.eigh(jnp.dot(phi.T, phi, precision=hp))
   lam = jnp.maximum(lam, 0.0)
   tol = h * jnp.finfo(phi.dtype).eps * jnp.max(lam)
@@ -168,7 +175,9 @@ def _terms(spec: Spectrum, log_alpha, log_beta):
   return resid, mtm, logdet
 
 
-def log_marginal_likelihood(spec: Spectrum, log_alpha: jax.Array, log_beta: jax.Array, pybnn_mll: bool = False) -> jax.Array:
+def log_marginal_likelihood(
+  spec: Spectrum, log_alpha: jax.Array, log_beta: jax.Array, pybnn_mll: bool = False
+) -> jax.Array:
   """log p(y | alpha, beta) of the BLR (Bishop eq. 3.86).
 
   Args:
@@ -181,7 +190,9 @@ def log_marginal_likelihood(spec: Spectrum, log_alpha: jax.Array, log_beta: jax.
     float32, the log evidence.
   """
   fn = lambda la, lb: _single_lml(spec, la, lb, pybnn_mll)
-  la, lb = jnp.broadcast_arrays(jnp.asarray(log_alpha, jnp.float32), jnp.asarray(log_beta, jnp.float32))
+  la, lb = jnp.broadcast_arrays(
+    jnp.asarray(log_alpha, jnp.float32), jnp.asarray(log_beta, jnp.float32)
+  )
   flat = jax.vmap(fn)(la.reshape(-1), lb.reshape(-1))
   return flat.reshape(la.shape)
 
@@ -190,12 +201,19 @@ def _single_lml(spec: Spectrum, log_alpha, log_beta, pybnn_mll: bool):
   resid, mtm, logdet = _terms(spec, log_alpha, log_beta)
   beta, alpha = jnp.exp(log_beta), jnp.exp(log_alpha)
   fit = jnp.sqrt(resid) if pybnn_mll else resid
-  return (0.5 * spec.dim * log_alpha + 0.5 * spec.n * log_beta - 0.5 * spec.n * _LOG_2PI
-          - 0.5 * beta * fit - 0.5 * alpha * mtm - 0.5 * logdet)
+  return (
+    0.5 * spec.dim * log_alpha
+    + 0.5 * spec.n * log_beta
+    - 0.5 * spec.n * _LOG_2PI
+    - 0.5 * beta * fit
+    - 0.5 * alpha * mtm
+    - 0.5 * logdet
+  )
 
 
-def optimize_hypers(spec: Spectrum, pybnn_mll: bool = False, bounds: tuple[float, float] = LOG_BOUNDS,
-                    levels: int = 3) -> tuple[jax.Array, jax.Array]:
+def optimize_hypers(
+  spec: Spectrum, pybnn_mll: bool = False, bounds: tuple[float, float] = LOG_BOUNDS, levels: int = 3
+) -> tuple[jax.Array, jax.Array]:
   """(log alpha, log beta) maximising the evidence in the box `bounds`^2.
 
   A 21 x 21 grid over the box, then `levels` zooms, each a 9 x 9 grid of a
@@ -232,7 +250,9 @@ def optimize_hypers(spec: Spectrum, pybnn_mll: bool = False, bounds: tuple[float
   return la, lb
 
 
-def posterior(spec: Spectrum, log_alpha: jax.Array, log_beta: jax.Array, dual: bool) -> BLRPosterior:
+def posterior(
+  spec: Spectrum, log_alpha: jax.Array, log_beta: jax.Array, dual: bool
+) -> BLRPosterior:
   """The BLR posterior for given hyperparameters.
 
   Args:
@@ -250,15 +270,30 @@ def posterior(spec: Spectrum, log_alpha: jax.Array, log_beta: jax.Array, dual: b
   mean_w = jnp.dot(spec.basis.T, beta * spec.proj_y / denom, precision=hp)
   if dual:
     keep = spec.lam > spec.basis.shape[0] * jnp.finfo(spec.lam.dtype).eps * jnp.max(spec.lam)
-    basis = jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, spec.lam, 1.0)), 0.0)[:, None] * spec.basis
+    basis = (
+      jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, spec.lam, 1.0)), 0.0)[:, None] * spec.basis
+    )
   else:
     basis = spec.basis
-  return BLRPosterior(mean_w, basis, 1.0 / denom, 1.0 / alpha, 1.0 / beta, jnp.asarray(log_alpha, jnp.float32),
-                      jnp.asarray(log_beta, jnp.float32))
+  return BLRPosterior(
+    mean_w,
+    basis,
+    1.0 / denom,
+    1.0 / alpha,
+    1.0 / beta,
+    jnp.asarray(log_alpha, jnp.float32),
+    jnp.asarray(log_beta, jnp.float32),
+  )
 
 
-def fit(phi: jax.Array, y: jax.Array, mask: jax.Array | None = None, pybnn_mll: bool = False,
-        log_alpha: jax.Array | None = None, log_beta: jax.Array | None = None) -> BLRPosterior:
+def fit(
+  phi: jax.Array,
+  y: jax.Array,
+  mask: jax.Array | None = None,
+  pybnn_mll: bool = False,
+  log_alpha: jax.Array | None = None,
+  log_beta: jax.Array | None = None,
+) -> BLRPosterior:
   """Fits a BLR: evidence-maximised hyperparameters unless both are given.
 
   Args:
@@ -274,10 +309,17 @@ def fit(phi: jax.Array, y: jax.Array, mask: jax.Array | None = None, pybnn_mll: 
   spec = spectrum(phi, y, mask)
   if log_alpha is None or log_beta is None:
     log_alpha, log_beta = optimize_hypers(spec, pybnn_mll)
-  return posterior(spec, jnp.asarray(log_alpha, jnp.float32), jnp.asarray(log_beta, jnp.float32), phi.shape[0] <= phi.shape[1])
+  return posterior(
+    spec,
+    jnp.asarray(log_alpha, jnp.float32),
+    jnp.asarray(log_beta, jnp.float32),
+    phi.shape[0] <= phi.shape[1],
+  )
 
 
-def predict(post: BLRPosterior, phi: jax.Array, min_var: float = 1e-10) -> tuple[jax.Array, jax.Array]:
+def predict(
+  post: BLRPosterior, phi: jax.Array, min_var: float = 1e-10
+) -> tuple[jax.Array, jax.Array]:
   """Predictive mean and variance (module doc; no cancellation).
 
   Args:
@@ -292,7 +334,11 @@ def predict(post: BLRPosterior, phi: jax.Array, min_var: float = 1e-10) -> tuple
   mean = jnp.dot(phi, post.mean_w, precision=hp)
   proj = jnp.dot(phi, post.basis.T, precision=hp)  # [M, R]
   outside = phi - jnp.dot(proj, post.basis, precision=hp)
-  var = post.noise + jnp.sum(proj * proj * post.row_var, axis=1) + post.prior_var * jnp.sum(outside * outside, axis=1)
+  var = (
+    post.noise
+    + jnp.sum(proj * proj * post.row_var, axis=1)
+    + post.prior_var * jnp.sum(outside * outside, axis=1)
+  )
   return mean, jnp.maximum(var, min_var)
 
 

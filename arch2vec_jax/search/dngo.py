@@ -210,8 +210,17 @@ def _adam_step(optimizer: optax.GradientTransformation) -> Callable:
   return update
 
 
-def fit_mlp(key: jax.Array, params: MLPParams, x: jax.Array, y: jax.Array, mask: jax.Array, num_rows: jax.Array | int,
-            num_epochs: int, batch_size: int, learning_rate: float) -> MLPParams:
+def fit_mlp(
+  key: jax.Array,
+  params: MLPParams,
+  x: jax.Array,
+  y: jax.Array,
+  mask: jax.Array,
+  num_rows: jax.Array | int,
+  num_epochs: int,
+  batch_size: int,
+  learning_rate: float,
+) -> MLPParams:
   """Trains the network with Adam on the masked rows (pybnn's DNGO loop).
 
   Each epoch shuffles the real rows and takes floor(num_rows / batch_size)
@@ -236,7 +245,9 @@ def fit_mlp(key: jax.Array, params: MLPParams, x: jax.Array, y: jax.Array, mask:
   update = _adam_step(optimizer)
 
   if batch_size == 0:
-    params, _ = jax.lax.fori_loop(0, num_epochs, lambda _, c: update(c, x, y, w_all), (params, opt_state))
+    params, _ = jax.lax.fori_loop(
+      0, num_epochs, lambda _, c: update(c, x, y, w_all), (params, opt_state)
+    )
     return params
 
   bs = min(batch_size, x.shape[0])
@@ -246,7 +257,9 @@ def fit_mlp(key: jax.Array, params: MLPParams, x: jax.Array, y: jax.Array, mask:
 
   def epoch(e, carry):
     # Real rows first, in random order; padded rows last.
-    order = jnp.argsort(jnp.where(mask, jax.random.uniform(jax.random.fold_in(key, e), mask.shape), 2.0))
+    order = jnp.argsort(
+      jnp.where(mask, jax.random.uniform(jax.random.fold_in(key, e), mask.shape), 2.0)
+    )
 
     def step(j, carry):
       idx = jax.lax.dynamic_slice(order, (j * bs,), (bs,))
@@ -304,7 +317,9 @@ def release_expected_improvement(mean: jax.Array, var: jax.Array, target: float)
   return var * (pdf + u * cdf)
 
 
-def acquisition_scores(mean: jax.Array, var: jax.Array, best: jax.Array, acquisition: str, target: float) -> jax.Array:
+def acquisition_scores(
+  mean: jax.Array, var: jax.Array, best: jax.Array, acquisition: str, target: float
+) -> jax.Array:
   """Acquisition values (model units) from predictive mean / variance: [M]; increasing in `var`.
 
   'ei': log EI over the incumbent `best` (scale: the standard deviation);
@@ -316,25 +331,40 @@ def acquisition_scores(mean: jax.Array, var: jax.Array, best: jax.Array, acquisi
   return release_expected_improvement(mean, var, target)
 
 
-def _scores(sur: Surrogate, mean: jax.Array, var: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
+def _scores(
+  sur: Surrogate, mean: jax.Array, var: jax.Array, best: jax.Array, config: BOConfig
+) -> jax.Array:
   """Acquisition scores of predictions in standardised-target units (undone here): [M]."""
-  return acquisition_scores(mean * sur.y_sd + sur.y_mu, var * sur.y_sd**2, best, config.acquisition, config.target)
+  return acquisition_scores(
+    mean * sur.y_sd + sur.y_mu, var * sur.y_sd**2, best, config.acquisition, config.target
+  )
 
 
 def exact_scores(sur: Surrogate, e: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
   """Acquisition values (`acquisition_scores`) of cells with embeddings e [M, D]: [M]."""
-  return _scores(sur, *blr.predict(sur.post, sur.features(e, config.surrogate == "blr")), best, config)
+  return _scores(
+    sur, *blr.predict(sur.post, sur.features(e, config.surrogate == "blr")), best, config
+  )
 
 
 def bound_scores(sur: Surrogate, e: jax.Array, best: jax.Array, config: BOConfig) -> jax.Array:
   """An upper bound of `exact_scores` [M] (the variance bound of `bound_rank` directions; module doc)."""
   phi = sur.features(e, config.surrogate == "blr")
   mean = jnp.dot(phi, sur.post.mean_w)
-  return _scores(sur, mean, blr.variance_upper_bound(sur.post, phi, config.bound_rank), best, config)
+  return _scores(
+    sur, mean, blr.variance_upper_bound(sur.post, phi, config.bound_rank), best, config
+  )
 
 
-def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax.Array, k: int, config: BOConfig,
-            chunk_embeddings: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+def acquire(
+  sur: Surrogate,
+  embeddings: jax.Array,
+  visited: jax.Array,
+  best: jax.Array,
+  k: int,
+  config: BOConfig,
+  chunk_embeddings: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The k unvisited cells of largest acquisition value (exact; pruned sweep, module doc).
 
   Args:
@@ -387,7 +417,9 @@ def acquire(sur: Surrogate, embeddings: jax.Array, visited: jax.Array, best: jax
   def full(carry):
     # The barrier makes the pass depend on the carry, so that XLA cannot hoist
     # it out of the loop (it would then run on every call).
-    (sur_, chunks, visited_), (_, _, done) = jax.lax.optimization_barrier(((sur, chunk_embeddings, visited), carry))
+    (sur_, chunks, visited_), (_, _, done) = jax.lax.optimization_barrier(
+      ((sur, chunk_embeddings, visited), carry)
+    )
     top_s, top = jax.lax.top_k(sweep(exact, sur_, chunks, visited_), k)
     return top, top_s, ~done
 
@@ -416,8 +448,15 @@ def _masked_moments(a: jax.Array, mask: jax.Array):
   return mu, jnp.where(sd > 1e-12, sd, 1.0)
 
 
-def fit_surrogate(key: jax.Array, config: BOConfig, x: jax.Array, y: jax.Array, mask: jax.Array, num_rows,
-                  net: MLPParams) -> tuple[Surrogate, MLPParams]:
+def fit_surrogate(
+  key: jax.Array,
+  config: BOConfig,
+  x: jax.Array,
+  y: jax.Array,
+  mask: jax.Array,
+  num_rows,
+  net: MLPParams,
+) -> tuple[Surrogate, MLPParams]:
   """Fits the network (DNGO) and the BLR on the masked rows.
 
   Args:
@@ -441,7 +480,17 @@ def fit_surrogate(key: jax.Array, config: BOConfig, x: jax.Array, y: jax.Array, 
   if config.surrogate == "dngo":
     k_init, k_fit = jax.random.split(key)
     init = net if config.warm_start else init_mlp(k_init, dim, config.hidden_dim)
-    net = fit_mlp(k_fit, init, xs, ys, mask, num_rows, config.num_epochs, config.batch_size, config.learning_rate)
+    net = fit_mlp(
+      k_fit,
+      init,
+      xs,
+      ys,
+      mask,
+      num_rows,
+      config.num_epochs,
+      config.batch_size,
+      config.learning_rate,
+    )
     w, b = net.w1, net.b1
   else:
     w, b = jnp.eye(dim, dtype=jnp.float32), jnp.zeros((dim,), jnp.float32)
@@ -452,7 +501,9 @@ def fit_surrogate(key: jax.Array, config: BOConfig, x: jax.Array, y: jax.Array, 
   return sur._replace(post=blr.fit(phi, ys, mask, config.pybnn_mll)), net
 
 
-def flops_per_seed(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget) -> dict[str, float]:
+def flops_per_seed(
+  config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Budget
+) -> dict[str, float]:
   """The FLOPs of one seed of `make_bo` with a query budget, from XLA's counts of its parts.
 
   Parts: the network fit (XLA's count of one Adam minibatch step x the steps
@@ -476,27 +527,49 @@ def flops_per_seed(config: BOConfig, env: env_lib.SearchEnv, budget: env_lib.Bud
   params = jax.eval_shape(lambda: init_mlp(jax.random.PRNGKey(0), dim, config.hidden_dim))
   carry = (params, jax.eval_shape(optimizer.init, params))
   bs = config.batch_size or t_max
-  step = perf.compiled_flops(_adam_step(optimizer), carry, f32(min(bs, t_max), dim), f32(min(bs, t_max)),
-                             f32(min(bs, t_max)))
-  steps = [config.num_epochs * (1 if config.batch_size == 0 else max(n // min(bs, t_max), 1)) for n in sizes]
+  step = perf.compiled_flops(
+    _adam_step(optimizer), carry, f32(min(bs, t_max), dim), f32(min(bs, t_max)), f32(min(bs, t_max))
+  )
+  steps = [
+    config.num_epochs * (1 if config.batch_size == 0 else max(n // min(bs, t_max), 1))
+    for n in sizes
+  ]
   mask = jax.ShapeDtypeStruct((t_max,), jnp.bool_)
   blr_flops = 0.0
   sur = None
   if config.surrogate == "dngo":
-    sur = jax.eval_shape(lambda x, y, m: fit_surrogate(jax.random.PRNGKey(0), config, x, y, m, t_max,
-                                                       init_mlp(jax.random.PRNGKey(1), dim, config.hidden_dim))[0],
-                         f32(t_max, dim), f32(t_max), mask)
-    blr_flops = perf.compiled_flops(lambda phi, y, m: blr.fit(phi, y, m, config.pybnn_mll),
-                                    f32(t_max, config.hidden_dim), f32(t_max), mask)
+    sur = jax.eval_shape(
+      lambda x, y, m: fit_surrogate(
+        jax.random.PRNGKey(0),
+        config,
+        x,
+        y,
+        m,
+        t_max,
+        init_mlp(jax.random.PRNGKey(1), dim, config.hidden_dim),
+      )[0],
+      f32(t_max, dim),
+      f32(t_max),
+      mask,
+    )
+    blr_flops = perf.compiled_flops(
+      lambda phi, y, m: blr.fit(phi, y, m, config.pybnn_mll),
+      f32(t_max, config.hidden_dim),
+      f32(t_max),
+      mask,
+    )
   chunk = min(int(config.predict_chunk), n_cells)
   chunks = -(-n_cells // chunk)
   best = jax.ShapeDtypeStruct((), jnp.float32)
   m = int(config.num_candidates)
   if m == 0 or m >= n_cells:
-    sweep = chunks * perf.compiled_flops(lambda su, e, b: exact_scores(su, e, b, config), sur, f32(chunk, dim), best)
+    sweep = chunks * perf.compiled_flops(
+      lambda su, e, b: exact_scores(su, e, b, config), sur, f32(chunk, dim), best
+    )
   else:
-    sweep = (chunks * perf.compiled_flops(lambda su, e, b: bound_scores(su, e, b, config), sur, f32(chunk, dim), best)
-             + perf.compiled_flops(lambda su, e, b: exact_scores(su, e, b, config), sur, f32(m, dim), best))
+    sweep = chunks * perf.compiled_flops(
+      lambda su, e, b: bound_scores(su, e, b, config), sur, f32(chunk, dim), best
+    ) + perf.compiled_flops(lambda su, e, b: exact_scores(su, e, b, config), sur, f32(m, dim), best)
   out = {"fit": step * sum(steps), "blr": blr_flops * len(sizes), "sweep": sweep * len(sizes)}
   out["total"] = sum(out.values())
   out["adam_step"] = step
@@ -579,7 +652,12 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
 
     def skip(net):
       nan = jnp.float32(jnp.nan)
-      return jnp.zeros((k,), jnp.int32), jnp.full((k,), -jnp.inf), net, BOStats(jnp.bool_(False), nan, nan)
+      return (
+        jnp.zeros((k,), jnp.int32),
+        jnp.full((k,), -jnp.inf),
+        net,
+        BOStats(jnp.bool_(False), nan, nan),
+      )
 
     return jax.lax.cond(active, fit_and_pick, skip, net)
 
@@ -590,10 +668,21 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
     k_init, k_net, k_loop = jax.random.split(key, 3)
     dim = problem.embeddings.shape[1]
     nan = jnp.float32(jnp.nan)
-    return BOState(problem, ask_tell.init_progress(problem), k_init, k_loop, jnp.array(0, jnp.int32),
-                   jnp.array(0, jnp.int32), jnp.zeros((rows, dim), jnp.float32), jnp.zeros((rows,), jnp.float32),
-                   init_mlp(k_net, dim, hidden), jnp.zeros((k,), jnp.int32), jnp.zeros((k,), bool),
-                   jnp.array(k, jnp.int32), BOStats(jnp.bool_(False), nan, nan))
+    return BOState(
+      problem,
+      ask_tell.init_progress(problem),
+      k_init,
+      k_loop,
+      jnp.array(0, jnp.int32),
+      jnp.array(0, jnp.int32),
+      jnp.zeros((rows, dim), jnp.float32),
+      jnp.zeros((rows,), jnp.float32),
+      init_mlp(k_net, dim, hidden),
+      jnp.zeros((k,), jnp.int32),
+      jnp.zeros((k,), bool),
+      jnp.array(k, jnp.int32),
+      BOStats(jnp.bool_(False), nan, nan),
+    )
 
   def ask(state: BOState) -> tuple[jax.Array, BOState]:
     embeddings = state.problem.embeddings
@@ -608,26 +697,44 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
       in_init = st.num_asked < n0
       due = ~in_init & (st.next_pick >= k)
       visited = st.progress.visited
-      cells, scores, net, stats = think(ask_tell.step_key(st.fit_key, st.num_fits), st.x, st.y,
-                                        st.progress.num_told, st.net, unavailable if config.revisit else visited,
-                                        st.progress.best_value, due & in_budget, embeddings, chunks)
-      st = st._replace(net=net, picks=jnp.where(due, cells, st.picks),
-                       picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
-                       next_pick=jnp.where(due, 0, st.next_pick), num_fits=st.num_fits + due.astype(jnp.int32),
-                       stats=jax.tree.map(lambda new, old: jnp.where(due, new, old), stats, st.stats))
+      cells, scores, net, stats = think(
+        ask_tell.step_key(st.fit_key, st.num_fits),
+        st.x,
+        st.y,
+        st.progress.num_told,
+        st.net,
+        unavailable if config.revisit else visited,
+        st.progress.best_value,
+        due & in_budget,
+        embeddings,
+        chunks,
+      )
+      st = st._replace(
+        net=net,
+        picks=jnp.where(due, cells, st.picks),
+        picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
+        next_pick=jnp.where(due, 0, st.next_pick),
+        num_fits=st.num_fits + due.astype(jnp.int32),
+        stats=jax.tree.map(lambda new, old: jnp.where(due, new, old), stats, st.stats),
+      )
       pos = jnp.minimum(st.next_pick, k - 1)
       picked = jnp.where(st.picks_ok[pos] & in_budget, st.picks[pos], -1)
       random = env_lib.random_unvisited(ask_tell.step_key(st.init_key, st.num_asked), visited)
       proposal = jnp.where(in_init, jnp.where(in_budget, random, -1), picked)
-      if config.revisit:  # a pick is proposed also when it was proposed before (the initial design stays distinct)
+      if (
+        config.revisit
+      ):  # a pick is proposed also when it was proposed before (the initial design stays distinct)
         fresh_visited, fresh = ask_tell.propose(visited, proposal)
         cell = jnp.where(in_init, fresh, proposal)
         safe = jnp.maximum(cell, 0)
         visited = fresh_visited.at[safe].set(fresh_visited[safe] | (cell >= 0))
       else:
         visited, cell = ask_tell.propose(visited, proposal)
-      st = st._replace(progress=st.progress._replace(visited=visited), num_asked=st.num_asked + 1,
-                       next_pick=st.next_pick + (~in_init).astype(jnp.int32))
+      st = st._replace(
+        progress=st.progress._replace(visited=visited),
+        num_asked=st.num_asked + 1,
+        next_pick=st.next_pick + (~in_init).astype(jnp.int32),
+      )
       return st, cell
 
     learner, cells = jax.lax.scan(slot, learner, None, length=b)

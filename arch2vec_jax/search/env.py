@@ -186,8 +186,10 @@ def make_env(reward, report=None, cost=None, embeddings=None) -> SearchEnv:
 def check_budget(budget: Budget, cost: np.ndarray) -> None:
   """Raises ValueError if a time budget is asked for but some costs are unknown."""
   if budget.is_time and not np.all(np.isfinite(np.asarray(cost, np.float64))):
-    raise ValueError("a time budget needs the query cost of every cell, but the table has NaN costs "
-                     "(the shared NB201 CSV has none): use a query budget or a source with times")
+    raise ValueError(
+      "a time budget needs the query cost of every cell, but the table has NaN costs "
+      "(the shared NB201 CSV has none): use a query budget or a source with times"
+    )
 
 
 def max_queries_for_cost(cost: np.ndarray, max_cost: float, cap: int | None = None) -> int:
@@ -230,7 +232,9 @@ def budget_active(state: EnvState, budget: Budget) -> jax.Array:
   return active
 
 
-def query(env: SearchEnv, state: EnvState, cell: jax.Array, active: jax.Array) -> tuple[EnvState, Trace]:
+def query(
+  env: SearchEnv, state: EnvState, cell: jax.Array, active: jax.Array
+) -> tuple[EnvState, Trace]:
   """Queries `cell` if `active` (else leaves the state unchanged).
 
   Args:
@@ -278,7 +282,9 @@ def masked_argmax(values: jax.Array, mask: jax.Array) -> jax.Array:
   return jax.lax.top_k(jnp.where(mask, values, -jnp.inf), 1)[1][0].astype(jnp.int32)
 
 
-def nearest_unvisited(env: SearchEnv, visited: jax.Array, point: jax.Array, skip_nearest: bool = False) -> jax.Array:
+def nearest_unvisited(
+  env: SearchEnv, visited: jax.Array, point: jax.Array, skip_nearest: bool = False
+) -> jax.Array:
   """The unvisited cell nearest (L2) to `point`: one masked argmin, no sort of the table.
 
   Args:

@@ -157,11 +157,19 @@ def policy_log_prob(mean: jax.Array, action: jax.Array, std: float = 1.0) -> jax
   """log N(action; mean, std^2 I), summed over dimensions: [] from [D], [D]."""
   chex.assert_equal_shape([mean, action])
   d = mean.shape[-1]
-  return -0.5 * jnp.sum(((action - mean) / std) ** 2, axis=-1) - d * (math.log(std) + 0.5 * math.log(2 * math.pi))
+  return -0.5 * jnp.sum(((action - mean) / std) ** 2, axis=-1) - d * (
+    math.log(std) + 0.5 * math.log(2 * math.pi)
+  )
 
 
-def reinforce_loss(params: PolicyParams, inputs: jax.Array, actions: jax.Array, advantages: jax.Array,
-                   mask: jax.Array, std: float = 1.0) -> jax.Array:
+def reinforce_loss(
+  params: PolicyParams,
+  inputs: jax.Array,
+  actions: jax.Array,
+  advantages: jax.Array,
+  mask: jax.Array,
+  std: float = 1.0,
+) -> jax.Array:
   """REINFORCE loss of one episode: mean over valid steps of -log_prob * advantage.
 
   The LSTM is re-run from a zero state over the episode's inputs, so the
@@ -255,10 +263,22 @@ def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.A
     params = init_policy(k_params, dim, hidden)
     key, k_ep = jax.random.split(k_loop)
     h0 = jnp.zeros(hidden, jnp.float32)
-    return RLState(problem, progress, params, optimizer.init(params), jnp.float32(config.baseline),
-                   key, k_ep, problem.embeddings[start], (h0, h0), jnp.array(0, jnp.int32),
-                   jnp.zeros((length, dim), jnp.float32), jnp.zeros((length, dim), jnp.float32),
-                   jnp.zeros((length,), jnp.float32), jnp.zeros((length,), bool))
+    return RLState(
+      problem,
+      progress,
+      params,
+      optimizer.init(params),
+      jnp.float32(config.baseline),
+      key,
+      k_ep,
+      problem.embeddings[start],
+      (h0, h0),
+      jnp.array(0, jnp.int32),
+      jnp.zeros((length, dim), jnp.float32),
+      jnp.zeros((length, dim), jnp.float32),
+      jnp.zeros((length,), jnp.float32),
+      jnp.zeros((length,), bool),
+    )
 
   def ask(state: RLState) -> tuple[jax.Array, RLState]:
     dim = state.problem.embeddings.shape[1]
@@ -292,9 +312,17 @@ def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.A
       baseline = jnp.where(n > 0, decayed, baseline)
     key, k_ep = jax.random.split(state.key)
     h0 = jnp.zeros(hidden, jnp.float32)
-    return state._replace(params=params, opt_state=opt_state, baseline=baseline, key=key,
-                          episode_key=k_ep, lstm=(h0, h0), step=jnp.zeros_like(state.step),
-                          rewards=jnp.zeros_like(state.rewards), mask=jnp.zeros_like(state.mask))
+    return state._replace(
+      params=params,
+      opt_state=opt_state,
+      baseline=baseline,
+      key=key,
+      episode_key=k_ep,
+      lstm=(h0, h0),
+      step=jnp.zeros_like(state.step),
+      rewards=jnp.zeros_like(state.rewards),
+      mask=jnp.zeros_like(state.mask),
+    )
 
   def keep(state: RLState) -> RLState:  # one function object: eager `lax.cond` calls hit its cache
     return state
@@ -311,25 +339,30 @@ def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.A
       mask = mask.at[pos].set(told[j])
       x = jnp.where(told[j], state.problem.embeddings[jnp.maximum(cells[j], 0)], x)
     # The candidates and the [N] mask stay out of the branch (a conditional's outputs are copies).
-    learner = state._replace(problem=None, progress=None, x=x, rewards=rewards, mask=mask,
-                             step=state.step + k)
+    learner = state._replace(
+      problem=None, progress=None, x=x, rewards=rewards, mask=mask, step=state.step + k
+    )
     if config.baseline_mode == "mean":
       # `baseline` holds the mean of the rewards told before this episode (all told values
       # but this episode's); the update uses the mean with this episode's rewards added.
       n_ep = jnp.sum(mask.astype(jnp.int32))
       n_before = progress.num_told - n_ep
       total = n_before + n_ep
-      mean = (state.baseline * n_before.astype(jnp.float32) + jnp.sum(jnp.where(mask, rewards, 0.0))) / jnp.maximum(
-        total, 1
-      ).astype(jnp.float32)
-      learner = learner._replace(baseline=jnp.where((learner.step >= length) & (total > 0), mean, state.baseline))
+      mean = (
+        state.baseline * n_before.astype(jnp.float32) + jnp.sum(jnp.where(mask, rewards, 0.0))
+      ) / jnp.maximum(total, 1).astype(jnp.float32)
+      learner = learner._replace(
+        baseline=jnp.where((learner.step >= length) & (total > 0), mean, state.baseline)
+      )
     learner = jax.lax.cond(learner.step >= length, end_episode, keep, learner)
     return learner._replace(problem=state.problem, progress=progress)
 
   return ask_tell.AskTell(init, ask, tell, k, "rl")
 
 
-def make_reinforce(config: ReinforceConfig, env: env_lib.SearchEnv, budget: env_lib.Budget) -> Callable[[jax.Array], env_lib.Trace]:
+def make_reinforce(
+  config: ReinforceConfig, env: env_lib.SearchEnv, budget: env_lib.Budget
+) -> Callable[[jax.Array], env_lib.Trace]:
   """Builds a pure `run(key) -> Trace` (trace length `budget.max_queries`).
 
   `ask_tell.table_search` over `reinforce_search(config)`.

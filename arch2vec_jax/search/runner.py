@@ -67,15 +67,25 @@ def default_config(method: str, space: str) -> Any:
   if method == "srl":  # supervised-RL: RL's baseline
     from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
 
-    return supervised.SupervisedRLConfig(policy=reinforce.ReinforceConfig(baseline=0.95 if nb101 else 0.4))
-  if method == "gd":  # NB101: BO's 5 cells per round (the runs there are ~400 queries), else the NB201 sweep's
+    return supervised.SupervisedRLConfig(
+      policy=reinforce.ReinforceConfig(baseline=0.95 if nb101 else 0.4)
+    )
+  if (
+    method == "gd"
+  ):  # NB101: BO's 5 cells per round (the runs there are ~400 queries), else the NB201 sweep's
     return gd.GDConfig(top_k=5 if nb101 else gd.GDConfig.top_k)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_lib.Budget,
-                neighbours: np.ndarray | None = None, decoder: Any = None,
-                graphs: Any = None) -> Callable[[jax.Array], env_lib.Trace]:
+def make_search(
+  method: str,
+  config: Any,
+  env: env_lib.SearchEnv,
+  budget: env_lib.Budget,
+  neighbours: np.ndarray | None = None,
+  decoder: Any = None,
+  graphs: Any = None,
+) -> Callable[[jax.Array], env_lib.Trace]:
   """A pure `run(key) -> Trace` (length `budget.max_queries`) for one method.
 
   Args:
@@ -114,8 +124,9 @@ def make_search(method: str, config: Any, env: env_lib.SearchEnv, budget: env_li
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-def make_ask_tell(method: str, config: Any = None, batch_size: int = 1,
-                  budget: env_lib.Budget | None = None) -> ask_tell.AskTell:
+def make_ask_tell(
+  method: str, config: Any = None, batch_size: int = 1, budget: env_lib.Budget | None = None
+) -> ask_tell.AskTell:
   """A method as ask/tell functions (`ask_tell.AskTell`: pure `init`, `ask`, `tell`).
 
   Args:
@@ -137,11 +148,15 @@ def make_ask_tell(method: str, config: Any = None, batch_size: int = 1,
     return reinforce.reinforce_search(config, batch_size)
   if method == "bo":
     if budget is None:
-      raise ValueError("arch2vec-BO's ask/tell needs the search's budget (make_ask_tell('bo', config, k, budget))")
+      raise ValueError(
+        "arch2vec-BO's ask/tell needs the search's budget (make_ask_tell('bo', config, k, budget))"
+      )
     return dngo.bo_search(config, budget, batch_size)
   if method == "gd":
     if budget is None:
-      raise ValueError("arch2vec-GD's ask/tell needs the search's budget (make_ask_tell('gd', config, k, budget))")
+      raise ValueError(
+        "arch2vec-GD's ask/tell needs the search's budget (make_ask_tell('gd', config, k, budget))"
+      )
     return gd.gd_search(config, budget, batch_size)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
@@ -149,7 +164,9 @@ def make_ask_tell(method: str, config: Any = None, batch_size: int = 1,
 _BATCHED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
 
 
-def batched_run(run: Callable[[jax.Array], Any], mesh: Mesh | None = None) -> Callable[[jax.Array], Any]:
+def batched_run(
+  run: Callable[[jax.Array], Any], mesh: Mesh | None = None
+) -> Callable[[jax.Array], Any]:
   """`jit(vmap(run))`, built once per (`run`, mesh) so that repeated calls do not retrace.
 
   With a mesh (axis 'seeds'), the vmapped run is `shard_map`ped over it: each
@@ -160,14 +177,20 @@ def batched_run(run: Callable[[jax.Array], Any], mesh: Mesh | None = None) -> Ca
   if key not in cache:
     fn = jax.vmap(run)
     if mesh is not None:
-      fn = jax.shard_map(fn, mesh=mesh, in_specs=PartitionSpec("seeds"), out_specs=PartitionSpec("seeds"),
-                         check_vma=False)
+      fn = jax.shard_map(
+        fn,
+        mesh=mesh,
+        in_specs=PartitionSpec("seeds"),
+        out_specs=PartitionSpec("seeds"),
+        check_vma=False,
+      )
     cache[key] = jax.jit(fn)
   return cache[key]
 
 
-def seeds_program(run: Callable[[jax.Array], Any], keys: jax.Array,
-                  devices: Sequence[jax.Device] | None = None) -> tuple[Callable, jax.Array, int]:
+def seeds_program(
+  run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequence[jax.Device] | None = None
+) -> tuple[Callable, jax.Array, int]:
   """The jitted all-seeds program of `run_seeds` and the keys placed for it.
 
   Returns:
@@ -186,7 +209,9 @@ def seeds_program(run: Callable[[jax.Array], Any], keys: jax.Array,
   return batched_run(run, mesh), parallel.shard_leading(keys, mesh), num
 
 
-def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequence[jax.Device] | None = None) -> Any:
+def run_seeds(
+  run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequence[jax.Device] | None = None
+) -> Any:
   """All seeds in one compiled call: `jit(vmap(run))(keys)`.
 
   Args:
@@ -202,7 +227,9 @@ def run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequenc
   """
   fn, placed, num = seeds_program(run, keys, devices)
   out = fn(placed)
-  if not all(a.is_fully_addressable for a in jax.tree.leaves(out)):  # several processes: gather to every host
+  if not all(
+    a.is_fully_addressable for a in jax.tree.leaves(out)
+  ):  # several processes: gather to every host
     out = parallel.to_host(out)
   return jax.tree.map(lambda a: a[:num], out)
 
@@ -238,13 +265,21 @@ def value_at_cost(trace: env_lib.Trace, max_cost: float, field: str = "best_test
 def _stats(x: np.ndarray, scale: float) -> dict[str, float]:
   x = np.asarray(x, np.float64) * scale
   ok = np.isfinite(x)
-  return {"mean": float(np.mean(x[ok])) if ok.any() else math.nan,
-          "std": float(np.std(x[ok])) if ok.any() else math.nan,
-          "n": int(ok.sum())}
+  return {
+    "mean": float(np.mean(x[ok])) if ok.any() else math.nan,
+    "std": float(np.std(x[ok])) if ok.any() else math.nan,
+    "n": int(ok.sum()),
+  }
 
 
-def summarize(trace: env_lib.Trace, at_queries: Sequence[int] = (), at_cost: Sequence[float] = (),
-              field: str = "best_test", optimum: float | None = None, scale: float = 100.0) -> dict[str, Any]:
+def summarize(
+  trace: env_lib.Trace,
+  at_queries: Sequence[int] = (),
+  at_cost: Sequence[float] = (),
+  field: str = "best_test",
+  optimum: float | None = None,
+  scale: float = 100.0,
+) -> dict[str, Any]:
   """Mean and std over seeds of `field` at several budgets (and its regret to `optimum`).
 
   Args:
@@ -275,11 +310,17 @@ def summarize(trace: env_lib.Trace, at_queries: Sequence[int] = (), at_cost: Seq
   made = np.asarray(trace.num_queries)[:, -1]
   out["queries_made"] = {"mean": float(made.mean()), "min": int(made.min()), "max": int(made.max())}
   spent = np.asarray(trace.cost)[:, -1]
-  out["cost_spent"] = {"mean": float(spent.mean()), "min": float(spent.min()), "max": float(spent.max())}
+  out["cost_spent"] = {
+    "mean": float(spent.mean()),
+    "min": float(spent.min()),
+    "max": float(spent.max()),
+  }
   return out
 
 
-def match_embeddings(table_ids: np.ndarray, emb_ids: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+def match_embeddings(
+  table_ids: np.ndarray, emb_ids: np.ndarray, embeddings: np.ndarray
+) -> np.ndarray:
   """The embedding rows of the table's cells, in table order, matched by cell identifier.
 
   Args:
@@ -304,6 +345,8 @@ def match_embeddings(table_ids: np.ndarray, emb_ids: np.ndarray, embeddings: np.
   rows = np.array([lookup.get(h, -1) for h in table_ids], np.int64)
   missing = np.flatnonzero(rows < 0)
   if len(missing):
-    raise ValueError(f"{len(missing)} of {len(table_ids)} table cells have no embedding (first: {table_ids[missing[0]]!r}); "
-                     f"the embeddings ({len(emb_ids)} cells, e.g. {emb_ids[0]!r}) are of another space or table")
+    raise ValueError(
+      f"{len(missing)} of {len(table_ids)} table cells have no embedding (first: {table_ids[missing[0]]!r}); "
+      f"the embeddings ({len(emb_ids)} cells, e.g. {emb_ids[0]!r}) are of another space or table"
+    )
   return np.asarray(embeddings, np.float32)[rows]

@@ -381,7 +381,9 @@ def validity_parts(adjacency: np.ndarray, ops: np.ndarray) -> dict[str, np.ndarr
   fixed = one_hot[:, [0, 1, _OUTPUT]].all(axis=-1)
   fixed &= (labels[:, 0] == 0) & (labels[:, 1] == 1) & (labels[:, _OUTPUT] == _OUTPUT)
   op_labels = labels[:, 2:_OUTPUT]
-  op_nodes = one_hot[:, 2:_OUTPUT].all(axis=-1) & np.all((op_labels >= 2) & (op_labels < _OUTPUT), axis=-1)
+  op_nodes = one_hot[:, 2:_OUTPUT].all(axis=-1) & np.all(
+    (op_labels >= 2) & (op_labels < _OUTPUT), axis=-1
+  )
   edges = adjacency != 0
   in_edges = np.ones(len(adjacency), bool)
   no_later = np.ones(len(adjacency), bool)
@@ -391,7 +393,12 @@ def validity_parts(adjacency: np.ndarray, ops: np.ndarray) -> dict[str, np.ndarr
       in_edges &= edges[:, :lo, node].any(axis=-1)
       if i < NUM_BLOCKS - 1:
         no_later &= ~edges[:, lo + 2 :, node].any(axis=-1)
-  return {"fixed_nodes": fixed, "op_nodes": op_nodes, "in_edges": in_edges, "no_later_inputs": no_later}
+  return {
+    "fixed_nodes": fixed,
+    "op_nodes": op_nodes,
+    "in_edges": in_edges,
+    "no_later_inputs": no_later,
+  }
 
 
 def is_valid_batch(adjacency: np.ndarray, ops: np.ndarray, strict: bool = False) -> np.ndarray:

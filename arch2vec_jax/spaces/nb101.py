@@ -697,7 +697,9 @@ def enumerate_space(
       warnings.warn(
         f"{path}: invalid NAS-Bench-101 space cache ({e}); rebuilding it", RuntimeWarning
       )
-  adjacency, onehot, digests = _build_space(max_nodes, graph_hash_lib.default_workers() if workers is None else workers)
+  adjacency, onehot, digests = _build_space(
+    max_nodes, graph_hash_lib.default_workers() if workers is None else workers
+  )
   if len(digests) != CUMULATIVE_COUNTS[max_nodes]:
     raise RuntimeError(
       f"enumerated {len(digests)} cells with <= {max_nodes} nodes, "
