@@ -20,7 +20,7 @@ import numpy as np
 from arch2vec_jax import fileio
 from arch2vec_jax import model as model_lib
 
-__all__ = ["encode", "make_encode_fn", "save_embeddings", "load_embeddings", "cell_ids"]
+__all__ = ["cell_ids", "encode", "load_embeddings", "make_encode_fn", "save_embeddings"]
 
 
 @functools.lru_cache(maxsize=16)

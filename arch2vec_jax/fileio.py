@@ -12,16 +12,17 @@ import io
 import json
 import os
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-  "cache_dir",
   "atomic_open",
+  "atomic_save_npz",
   "atomic_write_bytes",
   "atomic_write_json",
-  "atomic_save_npz",
+  "cache_dir",
   "load_npz",
 ]
 

@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -55,16 +56,16 @@ from arch2vec_jax.spaces import graph_hash
 
 __all__ = [
   "ReconCounts",
-  "reconstruction_counts",
-  "make_reconstruction_fn",
   "chunk_cells",
-  "reconstruction_accuracy",
-  "latent_stats",
   "decode_latents",
+  "latent_stats",
   "make_prior_decoder",
+  "make_reconstruction_fn",
+  "reconstruction_accuracy",
+  "reconstruction_ceiling",
+  "reconstruction_counts",
   "validity_uniqueness",
   "wl_colors",
-  "reconstruction_ceiling",
 ]
 
 
@@ -110,7 +111,7 @@ def reconstruction_counts(
   pred_adj = jax.nn.sigmoid(adj_logits) > 0.5
   adj_ok = (pred_adj == (adjacency != 0)) | ~upper  # [B, n, n], True off the strict upper
   cell_ok = jnp.all(op_ok | ~real, -1) & jnp.all(adj_ok, (-1, -2)) & cell_mask
-  i32 = lambda x: jnp.sum(x, dtype=jnp.int32)  # noqa: E731
+  i32 = lambda x: jnp.sum(x, dtype=jnp.int32)
   return ReconCounts(
     ops_correct=i32(op_ok & real),
     ops_total=i32(real),

@@ -26,6 +26,7 @@ weights and biases uniform in +-1/sqrt(fan_in); BatchNorm scale 1, bias 0.
 from __future__ import annotations
 
 import dataclasses
+
 import chex
 import flax.linen as nn
 import jax
@@ -34,15 +35,15 @@ import jraph
 import numpy as np
 
 __all__ = [
-  "ModelConfig",
   "Arch2Vec",
   "GINLayer",
   "MaskedBatchNorm",
-  "cells_to_graphs",
-  "node_mask",
+  "ModelConfig",
   "aggregate_neighbours",
-  "symmetrize",
+  "cells_to_graphs",
   "count_nodes",
+  "node_mask",
+  "symmetrize",
   "vae_loss",
 ]
 
@@ -322,7 +323,7 @@ class GINLayer(nn.Module):
     """x: [B*n, in_features]; bn_mask: float [B*n]. Returns [B*n, hidden]."""
     eps = self.param("eps", nn.initializers.zeros, (), jnp.float32)
     h = (1.0 + eps) * x + aggregate_neighbours(graph, x, self.aggregation)
-    bn = lambda name: MaskedBatchNorm(self.bn_momentum, self.bn_epsilon, name=name)  # noqa: E731
+    bn = lambda name: MaskedBatchNorm(self.bn_momentum, self.bn_epsilon, name=name)
     h = _dense(self.hidden, self.in_features, name="mlp_0")(h)
     h = nn.relu(bn("mlp_bn")(h, bn_mask, not train))
     h = _dense(self.hidden, self.hidden, name="mlp_1")(h)

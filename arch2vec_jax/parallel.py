@@ -21,7 +21,8 @@ with `local_value` (a replicated array's copy on this process's first device).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -29,18 +30,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = [
   "DATA_AXIS",
-  "initialize_distributed",
-  "resolve_num_devices",
-  "data_mesh",
-  "check_batch_size",
-  "replicated",
   "batch_sharded",
+  "check_batch_size",
+  "data_mesh",
+  "initialize_distributed",
+  "is_main_process",
+  "local_value",
+  "mesh_info",
   "replicate",
+  "replicated",
+  "resolve_num_devices",
   "shard_leading",
   "to_host",
-  "local_value",
-  "is_main_process",
-  "mesh_info",
 ]
 
 DATA_AXIS = "data"

@@ -39,7 +39,8 @@ import os
 import resource
 import sys
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -49,34 +50,32 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from arch2vec_jax import checkpoint as ckpt_lib
-from arch2vec_jax import machine
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio
+from arch2vec_jax import fileio, machine, parallel
 from arch2vec_jax import metrics as metrics_lib
 from arch2vec_jax import model as model_lib
-from arch2vec_jax import parallel
 from arch2vec_jax import workdir as workdir_lib
 
 __all__ = [
+  "DEFAULT_EPOCHS",
   "SPACES",
   "SUMMARY_KEYS",
-  "DEFAULT_EPOCHS",
+  "Dataset",
+  "Evaluator",
   "TrainConfig",
   "TrainState",
-  "Dataset",
-  "get_space",
-  "load_cells",
-  "split_cells",
   "create_model",
   "create_optimizer",
   "create_train_state",
-  "make_train_step",
-  "make_train_epoch",
+  "get_space",
   "jit_train_epoch",
-  "Evaluator",
+  "load_cells",
+  "make_train_epoch",
+  "make_train_step",
   "pretrain",
   "pretrain_seeds",
   "seed_statistics",
+  "split_cells",
 ]
 
 SPACES = ("nb101", "nb201", "darts")
@@ -438,7 +437,7 @@ def make_train_epoch(
       jax.lax.with_sharding_constraint, shardings=parallel.batch_sharded(mesh)
     )
   else:
-    shard = lambda x: x  # noqa: E731
+    shard = lambda x: x
 
   def epoch_fn(state: TrainState, data: Dataset, epoch):
     chex.assert_equal(data.ops.shape[0], num_train)

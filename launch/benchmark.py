@@ -37,13 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from arch2vec_jax import cli
+from arch2vec_jax import cli, fileio, parallel, perf, train
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio
 from arch2vec_jax import model as model_lib
-from arch2vec_jax import parallel
-from arch2vec_jax import perf
-from arch2vec_jax import train
 
 PARTS = ("training", "metrics", "embedding", "search")
 
@@ -94,7 +90,7 @@ def _program_memory_mib(compiled):
   """XLA's memory analysis of a compiled program, per device (MiB), or None if the backend gives none."""
   try:
     m = compiled.memory_analysis()
-  except Exception:  # pylint: disable=broad-except  (not every backend implements it)
+  except Exception:  # noqa: BLE001 (not every backend implements it, and each fails its own way)
     return None
   if m is None:
     return None
@@ -193,8 +189,8 @@ def _bo_flops(problem):
 
 def bench_search(problem, method, seeds, queries):
   """One method at one seed count: compile time and seed-queries/s of the batched (sharded) call."""
-  from arch2vec_jax.search import experiment, runner  # pylint: disable=import-outside-toplevel
   from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
+  from arch2vec_jax.search import experiment, runner  # pylint: disable=import-outside-toplevel
 
   run = runner.make_search(
     method,

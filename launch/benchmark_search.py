@@ -27,9 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from arch2vec_jax import cli
-from arch2vec_jax import fileio
-from arch2vec_jax import perf
+from arch2vec_jax import cli, fileio, perf
 from arch2vec_jax.search import blr, dngo, experiment, runner
 from arch2vec_jax.search import env as env_lib
 
@@ -197,7 +195,7 @@ def main(argv):
     t0 = time.perf_counter()
     batched = jax.block_until_ready(compiled(placed))
     batched_s = time.perf_counter() - t0
-    batched = jax.tree.map(lambda a: np.asarray(a)[:num], batched)
+    batched = jax.tree.map(lambda a, n=num: np.asarray(a)[:n], batched)
     loop_compile_s, loop_s, done, looped = _loop(run, keys, FLAGS.max_loop_s)
     same = all(
       np.allclose(np.asarray(a)[:done], b, rtol=1e-5, atol=1e-6, equal_nan=True)

@@ -39,10 +39,8 @@ detects the cluster); process 0 writes the files.
 
 from absl import app, flags
 
-from arch2vec_jax import cli
+from arch2vec_jax import cli, parallel, train
 from arch2vec_jax import model as model_lib
-from arch2vec_jax import parallel
-from arch2vec_jax import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("space", "nb201", list(train.SPACES), "Search space.")

@@ -36,7 +36,7 @@ import struct
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -162,27 +162,27 @@ def nb101_run_metrics(
   """A realistic ModelMetrics: evaluations at epoch 0, epochs/2 and epochs (final)."""
   rng = np.random.default_rng(seed)
   evals = [
-    dict(
-      current_epoch=0.0,
-      training_time=0.0,
-      train_accuracy=0.1,
-      validation_accuracy=0.1,
-      test_accuracy=0.1,
-    ),
-    dict(
-      current_epoch=epochs / 2,
-      training_time=train_time / 2,
-      train_accuracy=float(rng.uniform(0.5, 0.9)),
-      validation_accuracy=valid * 0.9,
-      test_accuracy=test * 0.9,
-    ),
-    dict(
-      current_epoch=float(epochs),
-      training_time=train_time,
-      train_accuracy=1.0,
-      validation_accuracy=valid,
-      test_accuracy=test,
-    ),
+    {
+      "current_epoch": 0.0,
+      "training_time": 0.0,
+      "train_accuracy": 0.1,
+      "validation_accuracy": 0.1,
+      "test_accuracy": 0.1,
+    },
+    {
+      "current_epoch": epochs / 2,
+      "training_time": train_time / 2,
+      "train_accuracy": float(rng.uniform(0.5, 0.9)),
+      "validation_accuracy": valid * 0.9,
+      "test_accuracy": test * 0.9,
+    },
+    {
+      "current_epoch": float(epochs),
+      "training_time": train_time,
+      "train_accuracy": 1.0,
+      "validation_accuracy": valid,
+      "test_accuracy": test,
+    },
   ]
   return encode_model_metrics(evals, params, train_time * 1.1)
 
@@ -257,7 +257,7 @@ _ELEMENT = {
 class _Global:
   """A reference to a global (module.name) that need not be importable here."""
 
-  _cache: dict[tuple[str, str], _Global] = {}
+  _cache: ClassVar[dict[tuple[str, str], _Global]] = {}
 
   def __new__(cls, module: str, name: str):
     key = (module, name)
@@ -324,7 +324,7 @@ class FakeTensor:
 
 
 class _TorchPickler(pickle._Pickler):  # pure-Python pickler: globals written by name
-  dispatch = dict(pickle._Pickler.dispatch)
+  dispatch: ClassVar[dict] = dict(pickle._Pickler.dispatch)
 
   def __init__(self, file, storages: dict[str, FakeStorage], legacy: bool):
     super().__init__(file, protocol=2)
@@ -363,11 +363,11 @@ def write_torch_legacy(path: str | os.PathLike, obj: Any) -> None:
   with open(path, "wb") as f:
     pickle.dump(_MAGIC_NUMBER, f, protocol=2)
     pickle.dump(_PROTOCOL_VERSION, f, protocol=2)
-    sys_info = dict(
-      protocol_version=_PROTOCOL_VERSION,
-      little_endian=sys.byteorder == "little",
-      type_sizes=dict(short=2, int=4, long=4),
-    )
+    sys_info = {
+      "protocol_version": _PROTOCOL_VERSION,
+      "little_endian": sys.byteorder == "little",
+      "type_sizes": {"short": 2, "int": 4, "long": 4},
+    }
     pickle.dump(sys_info, f, protocol=2)
     _TorchPickler(f, storages, legacy=True).dump(obj)
     keys = sorted(storages)

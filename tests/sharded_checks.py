@@ -19,13 +19,13 @@ from arch2vec_jax import parallel  # first: the package sets its XLA defaults on
 if __name__ == "__main__" and sys.argv[1] == "distributed":
   parallel.initialize_distributed(f"localhost:{sys.argv[2]}", num_processes=1, process_id=0)
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from arch2vec_jax import model as model_lib  # noqa: E402
-from arch2vec_jax import train  # noqa: E402
-from arch2vec_jax.spaces import nb201  # noqa: E402
+from arch2vec_jax import model as model_lib
+from arch2vec_jax import train
+from arch2vec_jax.spaces import nb201
 
 TINY = model_lib.ModelConfig(hidden=16, latent=4, layers=2)
 
@@ -84,9 +84,7 @@ def _compare_params(a, b):
 def _compare_bn(a, b):
   """{'var_rel', 'mean_abs'} of BatchNorm running statistics (the running means carry the pre-BN biases)."""
   pick = lambda t, name: [
-    x
-    for p, x in jax.tree_util.tree_leaves_with_path(t)  # noqa: E731
-    if getattr(p[-1], "key", None) == name
+    x for p, x in jax.tree_util.tree_leaves_with_path(t) if getattr(p[-1], "key", None) == name
   ]
   return {
     "var_rel": _max_rel(pick(a, "var"), pick(b, "var")),
@@ -266,15 +264,15 @@ def check_pretrain():
   # Training mode every epoch: the runs agree to float tolerance. The default release schedule
   # (eval mode from epoch 1) is compared apart below: its frozen BatchNorm running means carry the
   # pre-BN biases' rounding noise (see `_is_pre_bn_bias`) into every later output.
-  base = dict(
-    space="nb201",
-    epochs=2,
-    batch_size=16,
-    num_prior_samples=200,
-    seed=3,
-    model=TINY,
-    release_eval_mode=False,
-  )
+  base = {
+    "space": "nb201",
+    "epochs": 2,
+    "batch_size": 16,
+    "num_prior_samples": 200,
+    "seed": 3,
+    "model": TINY,
+    "release_eval_mode": False,
+  }
   keys = (
     "loss",
     "loss_ops",
@@ -358,9 +356,10 @@ def check_pretrain():
 
 def check_search():
   """Every method, 5 seeds (not a multiple of 8: padded), sharded over the devices vs the same per-device calls on one."""
-  from arch2vec_jax.search import runner  # pylint: disable=import-outside-toplevel
-  from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
   from tiny_search import CONFIGS, make_table  # pylint: disable=import-outside-toplevel
+
+  from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
+  from arch2vec_jax.search import runner  # pylint: disable=import-outside-toplevel
 
   env, neighbours = make_table()
   keys = jax.random.split(jax.random.PRNGKey(42), 5)

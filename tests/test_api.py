@@ -33,7 +33,7 @@ def test_xla_cpu_defaults_respect_the_user():
     [sys.executable, "-c", code],
     capture_output=True,
     text=True,
-    check=True,  # noqa: E731
+    check=True,
     env={**os.environ, **env},
   ).stdout.strip()
   assert "--xla_cpu_use_fusion_emitters=false" in run({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}).split()

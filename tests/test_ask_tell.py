@@ -537,7 +537,7 @@ def test_example_search_table_ask_tell(shared_data, tmp_path, capsys):
 def test_add_candidates_between_asks(table, method):
   """A pool of 60 cells grown to all 96 after 5 evaluations: the told values stay, the new cells
   are proposed, nothing twice; the grown pool equals the one built whole."""
-  env, neighbours, cand, host = table
+  _env, neighbours, cand, host = table
   nb = np.where(neighbours[:60] < 60, neighbours[:60], -1) if method == "re" else None
   first = ask_tell.make_candidates(np.asarray(cand.embeddings)[:60], neighbours=nb)
   search = search_of(method, 1, env_lib.Budget(40))
@@ -562,7 +562,7 @@ def test_add_candidates_between_asks(table, method):
 
 def test_enable_candidates_does_not_recompile(table):
   """Spare rows (unavailable) of a fixed-size pool enabled between asks: one trace of `ask`."""
-  env, _, cand, host = table
+  _env, _, cand, host = table
   spare = np.arange(96) >= 60
   pool = ask_tell.make_candidates(np.asarray(cand.embeddings) * 0.0, available=~spare)
   base = search_of("bo", 1, env_lib.Budget(30))

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -90,9 +91,9 @@ def test_read_nb101_csv_full_file(shared_data):
 
 
 def _edit_csv(src, dst, line, fn):
-  lines = open(src).read().splitlines(keepends=True)
+  lines = pathlib.Path(src).read_text().splitlines(keepends=True)
   lines[line - 1] = fn(lines[line - 1])
-  open(dst, "w").write("".join(lines))
+  pathlib.Path(dst).write_text("".join(lines))
   return dst
 
 
@@ -189,7 +190,7 @@ def test_load_table_cache_roundtrip(nb201_csv, tmp_path):
 
 def test_cache_is_reused_and_invalidated(nb101_small, tmp_path, monkeypatch):
   src = tmp_path / "copy.csv"
-  src.write_text(open(nb101_small).read())
+  src.write_text(pathlib.Path(nb101_small).read_text())
   first = loader.load_table(src, cache=str(tmp_path / "c"), allow_subset=True)
   calls = []
   real = csv_data.read_nb101_csv
@@ -259,6 +260,7 @@ def test_prepare_data_launcher(nb101_small, tmp_path):
       "--logtostderr",
     ],
     env=env,
+    check=False,
     capture_output=True,
     text=True,
     timeout=300,

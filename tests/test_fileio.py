@@ -12,10 +12,9 @@ from arch2vec_jax import fileio
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
   path = tmp_path / "a.json"
   fileio.atomic_write_json(path, {"x": 1})
-  with pytest.raises(RuntimeError):
-    with fileio.atomic_open(path, "w") as f:
-      f.write("partial")
-      raise RuntimeError("interrupted")
+  with pytest.raises(RuntimeError), fileio.atomic_open(path, "w") as f:
+    f.write("partial")
+    raise RuntimeError("interrupted")
   assert path.read_text().startswith("{") and os.listdir(tmp_path) == ["a.json"]
 
 

@@ -38,7 +38,7 @@ def _random_dags(rng, count, v, p=0.4):
 
 def test_hash_graph_matches_the_official_code():
   rng = np.random.default_rng(0)
-  for v in range(0, 8):
+  for v in range(8):
     for matrix in _random_dags(rng, 20, v):
       labels = rng.integers(-2, 3, v).tolist()
       assert graph_hash.hash_graph(matrix, labels) == _official_hash(matrix, labels)

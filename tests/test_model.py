@@ -153,8 +153,8 @@ def test_vae_loss_matches_numpy_formula():
   loss, terms = model_lib.vae_loss(
     {k: jnp.asarray(v) for k, v in out.items()}, jnp.asarray(adj), jnp.asarray(ops)
   )
-  sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-  bce = lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p))  # noqa: E731
+  sig = lambda x: 1 / (1 + np.exp(-x))
+  bce = lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p))
   ops_term = bce(sig(out["ops_logits"]), ops).mean()
   upper = np.triu(np.ones((n, n)), 1)
   p_adj = sig(out["adj_logits"]) * upper

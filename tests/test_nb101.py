@@ -7,6 +7,7 @@ loads the cache file.
 
 import csv
 import os
+import pathlib
 import time
 import warnings
 
@@ -389,11 +390,11 @@ def test_corrupt_cache_warns_and_is_rebuilt(small_cache, damage):
   """Decision: a cache failing validation gives a RuntimeWarning (file, reason) and is rebuilt."""
   expected = nb101.enumerate_space(4)
   path = nb101.cache_path(4)
-  data = open(path, "rb").read()
+  data = pathlib.Path(path).read_bytes()
   if damage == "garbage":
-    open(path, "wb").write(b"not an npz file")
+    pathlib.Path(path).write_bytes(b"not an npz file")
   elif damage == "truncated":
-    open(path, "wb").write(data[: len(data) // 2])
+    pathlib.Path(path).write_bytes(data[: len(data) // 2])
   else:
     arrays = fileio.load_npz(path)
     if damage == "version":

@@ -3,6 +3,7 @@
 import collections
 import csv
 import os
+import pathlib
 import pickle
 import re
 import shutil
@@ -10,10 +11,10 @@ import subprocess
 import sys
 import zipfile
 
+import formats
 import numpy as np
 import pytest
 
-import formats
 from arch2vec_jax.benchmarks import csv_data, loader, nb201_pickle
 from arch2vec_jax.spaces import nb201
 
@@ -177,7 +178,7 @@ def test_tensors_become_placeholders_without_reading_storage(files, tmp_path):
     )
     assert w["cells.0.bias"].storage.storage_type == "DoubleStorage" and w["steps"].shape == ()
   # Storage bytes are never read: drop them and the files still load.
-  legacy = open(files["legacy"], "rb").read()
+  legacy = pathlib.Path(files["legacy"]).read_bytes()
   cut = tmp_path / "no_storages.pth"
   cut.write_bytes(legacy[: _end_of_object_pickle(legacy)])
   assert nb201_pickle.read_nb201_pth(

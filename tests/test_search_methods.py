@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_search import CONFIGS, D, N, make_table
 
 from arch2vec_jax.search import ask_tell, baselines, blr, dngo, runner
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.spaces import nb201
-from tiny_search import CONFIGS, D, N, make_table
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_pruned_acquisition_equals_full():
     rows = rng.choice(N, 20, replace=False)
     visited = np.zeros(N, bool)
     visited[rows] = True
-    (c1, s1, ok1), (c3, s3, ok3), (f3, fs3, _) = both(
+    (c1, _s1, ok1), (c3, s3, ok3), (f3, fs3, _) = both(
       jax.random.PRNGKey(s), jnp.asarray(rows), jnp.asarray(visited)
     )
     np.testing.assert_array_equal(c3, f3)

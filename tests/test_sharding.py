@@ -41,6 +41,7 @@ def _run_check(name, *args, devices=8):
     capture_output=True,
     text=True,
     timeout=600,
+    check=False,
   )
   lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
   assert proc.returncode == 0 and lines, (

@@ -4,12 +4,13 @@ import base64
 import csv
 import json
 import os
+import pathlib
 import struct
 
+import formats
 import numpy as np
 import pytest
 
-import formats
 from arch2vec_jax.benchmarks import loader, tfrecord
 from arch2vec_jax.spaces import nb101
 
@@ -36,7 +37,7 @@ def test_crc32c_known_answers(data, crc):
 
 def test_crc32c_numpy_matches_reference_all_lengths():
   rng = np.random.default_rng(0)
-  for n in list(range(0, 130)) + [1000, 8191, 8192, 8193, 70001]:
+  for n in list(range(130)) + [1000, 8191, 8192, 8193, 70001]:
     data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     ref = formats.crc32c_reference(data) if n <= 1000 else tfrecord._crc32c_small(data)
     assert tfrecord._crc32c_numpy(data) == ref, n
@@ -132,28 +133,28 @@ def _model_metrics_classes():
 
 
 EVALS = [
-  dict(
-    current_epoch=0.0,
-    training_time=0.0,
-    train_accuracy=0.1,
-    validation_accuracy=0.09,
-    test_accuracy=0.1,
-  ),
-  dict(
-    current_epoch=54.0,
-    training_time=800.5,
-    train_accuracy=0.8,
-    validation_accuracy=0.75,
-    test_accuracy=0.74,
-    checkpoint_path="gs://bucket/model.ckpt-1234",
-  ),
-  dict(
-    current_epoch=108.0,
-    training_time=1600.25,
-    train_accuracy=1.0,
-    validation_accuracy=0.93,
-    test_accuracy=0.925,
-  ),
+  {
+    "current_epoch": 0.0,
+    "training_time": 0.0,
+    "train_accuracy": 0.1,
+    "validation_accuracy": 0.09,
+    "test_accuracy": 0.1,
+  },
+  {
+    "current_epoch": 54.0,
+    "training_time": 800.5,
+    "train_accuracy": 0.8,
+    "validation_accuracy": 0.75,
+    "test_accuracy": 0.74,
+    "checkpoint_path": "gs://bucket/model.ckpt-1234",
+  },
+  {
+    "current_epoch": 108.0,
+    "training_time": 1600.25,
+    "train_accuracy": 1.0,
+    "validation_accuracy": 0.93,
+    "test_accuracy": 0.925,
+  },
 ]
 
 
@@ -250,14 +251,14 @@ def nb101_cells(shared_data):
   for v in sorted(by_v):
     for row in by_v[v]:
       cells.append(
-        dict(
-          hash=row["hash"],
-          matrix=np.array([int(c) for c in row["adjacency"]], np.int8).reshape(v, v),
-          ops=row["operations"].split("|"),
-          valid=float(row["valid_acc_108ep"]),
-          time=float(row["training_time_108ep"]),
-          params=int(row["trainable_parameters"]),
-        )
+        {
+          "hash": row["hash"],
+          "matrix": np.array([int(c) for c in row["adjacency"]], np.int8).reshape(v, v),
+          "ops": row["operations"].split("|"),
+          "valid": float(row["valid_acc_108ep"]),
+          "time": float(row["training_time_108ep"]),
+          "params": int(row["trainable_parameters"]),
+        }
       )
   return cells
 
@@ -356,9 +357,8 @@ def test_load_table_dispatches_and_caches(nb101_file, tmp_path):
 
 
 def _corrupt(src, dst, fn):
-  data = bytearray(open(src, "rb").read())
-  data = fn(data)
-  open(dst, "wb").write(bytes(data))
+  data = fn(bytearray(pathlib.Path(src).read_bytes()))
+  pathlib.Path(dst).write_bytes(bytes(data))
   return dst
 
 

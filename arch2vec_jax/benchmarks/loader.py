@@ -28,7 +28,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from arch2vec_jax import fileio
 from arch2vec_jax.benchmarks import csv_data, nb201_pickle, tfrecord
 from arch2vec_jax.benchmarks.table import BenchmarkTable
 
-__all__ = ["source_kind", "cache_path", "load_table", "prepare", "summarize", "ProgressLogger"]
+__all__ = ["ProgressLogger", "cache_path", "load_table", "prepare", "source_kind", "summarize"]
 
 _LOG = logging.getLogger("arch2vec_jax.benchmarks")
 # Bump when a reader's output changes, to invalidate old caches (2: value and size checks).

@@ -44,7 +44,8 @@ import io
 import os
 import pickle
 import zipfile
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -52,19 +53,19 @@ from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = [
   "DATASETS",
-  "VALID_SPLITS",
   "TEST_SPLITS",
+  "VALID_SPLITS",
+  "DecompressionLimitError",
+  "OpaqueObject",
   "StorageRef",
   "TensorRef",
-  "OpaqueObject",
-  "load_torch_file",
-  "load_pbz2",
-  "pbz2_limit",
-  "DecompressionLimitError",
   "canonical_dataset",
-  "read_nb201_pth",
-  "read_nats_pbz2",
+  "load_pbz2",
+  "load_torch_file",
+  "pbz2_limit",
   "read_nats_archive",
+  "read_nats_pbz2",
+  "read_nb201_pth",
   "table_from_nb201",
 ]
 

@@ -40,25 +40,26 @@ import math
 import os
 import re
 import struct
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = [
+  "NB101_OPS",
+  "CellError",
   "Record",
   "crc32c",
-  "crc32c_batch",
-  "masked_crc32c",
   "crc32c_backend",
-  "iter_records",
+  "crc32c_batch",
   "decode_model_metrics",
+  "encode_nb101_raw",
+  "iter_records",
+  "masked_crc32c",
   "parse_nb101_record",
   "read_nb101_tfrecord",
-  "NB101_OPS",
-  "encode_nb101_raw",
-  "CellError",
 ]
 
 # Node operations of NB101 cells as the file spells them.
@@ -78,7 +79,7 @@ _CHUNK = 16 << 20
 # ----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tables8() -> np.ndarray:
   """uint32 [8, 256]: slicing-by-8 tables; row p = byte followed by p zero bytes."""
   t = np.zeros((8, 256), np.uint32)
@@ -92,7 +93,7 @@ def _tables8() -> np.ndarray:
   return t
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tables16() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """Four uint32 [65536] tables: one per 16-bit piece of an 8-byte step."""
   t = _tables8()
@@ -101,7 +102,7 @@ def _tables16() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   return tuple(t[7 - 2 * k][lo] ^ t[6 - 2 * k][hi] for k in range(4))  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table_list() -> list[int]:
   return [int(v) for v in _tables8()[0]]
 

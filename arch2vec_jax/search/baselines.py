@@ -35,7 +35,8 @@ compiled table searches over them (`ask_tell.table_search`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,17 +46,17 @@ from arch2vec_jax.search import ask_tell
 from arch2vec_jax.search import env as env_lib
 
 __all__ = [
-  "REConfig",
   "RE_DEFAULTS",
+  "REConfig",
   "REState",
   "RSState",
   "make_random_search",
   "make_regularized_evolution",
+  "nb101_neighbours",
+  "nb201_neighbours",
+  "neighbour_table",
   "random_search",
   "regularized_evolution",
-  "nb201_neighbours",
-  "nb101_neighbours",
-  "neighbour_table",
 ]
 
 

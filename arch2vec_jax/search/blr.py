@@ -56,18 +56,18 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-  "Spectrum",
+  "LOG_BOUNDS",
   "BLRPosterior",
-  "spectrum",
+  "Spectrum",
+  "expected_improvement",
+  "fit",
+  "log_expected_improvement",
   "log_marginal_likelihood",
   "optimize_hypers",
   "posterior",
   "predict",
+  "spectrum",
   "variance_upper_bound",
-  "fit",
-  "expected_improvement",
-  "log_expected_improvement",
-  "LOG_BOUNDS",
 ]
 
 # pybnn's DNGO returns -inf outside theta in [-10, 10]^2 (theta = log alpha, log 1/beta).

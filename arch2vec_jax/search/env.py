@@ -34,19 +34,19 @@ import numpy as np
 
 __all__ = [
   "Budget",
-  "SearchEnv",
   "EnvState",
+  "SearchEnv",
   "Trace",
-  "make_env",
-  "init_state",
   "budget_active",
-  "query",
   "check_budget",
+  "init_state",
+  "make_env",
   "masked_argmax",
-  "nearest_unvisited",
-  "random_unvisited",
-  "random_distinct",
   "max_queries_for_cost",
+  "nearest_unvisited",
+  "query",
+  "random_distinct",
+  "random_unvisited",
 ]
 
 

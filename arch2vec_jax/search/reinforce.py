@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import chex
 import jax
@@ -54,15 +55,15 @@ from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
 
 __all__ = [
-  "ReinforceConfig",
   "PolicyParams",
   "RLState",
+  "ReinforceConfig",
   "init_policy",
   "lstm_step",
+  "make_reinforce",
   "policy_log_prob",
   "reinforce_loss",
   "reinforce_search",
-  "make_reinforce",
 ]
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,17 +32,17 @@ from arch2vec_jax.search import env as env_lib
 
 __all__ = [
   "METHODS",
-  "default_config",
-  "make_search",
-  "make_ask_tell",
   "batched_run",
-  "seeds_program",
+  "default_config",
+  "make_ask_tell",
+  "make_search",
+  "match_embeddings",
   "run_seeds",
   "run_seeds_loop",
-  "value_at_queries",
-  "value_at_cost",
+  "seeds_program",
   "summarize",
-  "match_embeddings",
+  "value_at_cost",
+  "value_at_queries",
 ]
 
 METHODS = ("rl", "bo", "rs", "re", "gd", "sbo", "srl")
@@ -161,7 +162,7 @@ def make_ask_tell(
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-_BATCHED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
+_BATCHED: weakref.WeakKeyDictionary[Callable, dict] = weakref.WeakKeyDictionary()
 
 
 def batched_run(

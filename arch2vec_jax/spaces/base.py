@@ -12,7 +12,7 @@ batches have static shapes for `jit`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -46,18 +46,18 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
-  "PRIMITIVES",
   "CHANNELS",
-  "LAYERS",
-  "IMAGE_SIZE",
-  "NUM_CLASSES",
   "DARTS_V2_NORMAL",
   "DARTS_V2_REDUCE",
-  "op_madds",
+  "IMAGE_SIZE",
+  "LAYERS",
+  "NUM_CLASSES",
+  "PRIMITIVES",
+  "madds_batch",
+  "madds_table",
   "network_madds",
   "network_params",
-  "madds_table",
-  "madds_batch",
+  "op_madds",
 ]
 
 PRIMITIVES: tuple[str, ...] = (

@@ -35,11 +35,11 @@ import concurrent.futures
 import hashlib
 import multiprocessing
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["hash_graph", "hash_batch", "digest_batch", "digests_to_hex", "default_workers"]
+__all__ = ["default_workers", "digest_batch", "digests_to_hex", "hash_batch", "hash_graph"]
 
 _SEP = ord("|")
 
@@ -442,7 +442,7 @@ def _initial_ids(
     label_values[codes // (v + 1) ** 2].tolist(),
   )
   digests = b"".join(
-    hashlib.md5(f"({o}, {i}, {text(lab)})".encode("utf-8")).digest() for o, i, lab in triples
+    hashlib.md5(f"({o}, {i}, {text(lab)})".encode()).digest() for o, i, lab in triples
   )
   table, rank = _rank_digests(np.frombuffer(digests, np.uint8).reshape(-1, 16))
   return rank[inverse.reshape(-1)].reshape(num_graphs, v), table

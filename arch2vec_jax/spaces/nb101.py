@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import os
 import warnings
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -28,29 +28,29 @@ from arch2vec_jax.spaces import graph_hash as graph_hash_lib
 from arch2vec_jax.spaces.base import SearchSpace
 
 __all__ = [
-  "OPS",
-  "LABEL_OPS",
-  "NUM_NODES",
-  "NUM_OPS",
-  "MAX_EDGES",
-  "NUM_CELLS",
   "CUMULATIVE_COUNTS",
   "INPUT_LABEL",
+  "LABEL_OPS",
+  "MAX_EDGES",
+  "NUM_CELLS",
+  "NUM_NODES",
+  "NUM_OPS",
+  "OPS",
   "OUTPUT_LABEL",
-  "prune",
-  "graph_hash",
-  "is_valid",
+  "SPACE",
+  "cache_path",
+  "count_unique",
+  "decode",
   "encode",
   "encode_batch",
-  "decode",
-  "is_valid_batch",
-  "hash_batch",
-  "release_hash_batch",
   "enumerate_space",
-  "count_unique",
-  "cache_path",
+  "graph_hash",
+  "hash_batch",
+  "is_valid",
+  "is_valid_batch",
+  "prune",
+  "release_hash_batch",
   "space_cells",
-  "SPACE",
 ]
 
 # One-hot encoding order used by arch2vec (input dim 5).
@@ -92,7 +92,8 @@ def _check_cell(matrix, ops) -> tuple[np.ndarray, list[str]]:
   if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
     raise ValueError(f"matrix must be square, got shape {matrix.shape}")
   if isinstance(ops, str):
-    raise ValueError(f"ops must be a sequence of op names, got the string {ops!r}")
+    # A ValueError like every other malformed cell here, so that callers catch one type.
+    raise ValueError(f"ops must be a sequence of op names, got the string {ops!r}")  # noqa: TRY004
   ops = list(ops)
   for op in ops:
     if op not in OPS:
