@@ -39,52 +39,120 @@ from arch2vec_jax.search import dngo, experiment, gd, reinforce, runner
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("space", "nb201", list(experiment.SPACES), "Search space.")
-flags.DEFINE_string("benchmark", None, "A table .npz (launch/prepare_data.py), an original benchmark file or a "
-                    "../shared/data CSV.", required=True)
-flags.DEFINE_string("dataset", None, "NB201: cifar10 | cifar100 | imagenet16 (default cifar10); NB101: unset.")
-flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of rl (arch2vec-RL), bo (arch2vec-BO), rs (random "
-                    "search), re (regularized evolution), gd (arch2vec-GD, gradient ascent in the latent space), "
-                    "sbo / srl (supervised-BO / -RL: a GIN trained on the queried cells during the search; "
-                    "no embeddings needed).")
+flags.DEFINE_string(
+  "benchmark",
+  None,
+  "A table .npz (launch/prepare_data.py), an original benchmark file or a ../shared/data CSV.",
+  required=True,
+)
+flags.DEFINE_string(
+  "dataset", None, "NB201: cifar10 | cifar100 | imagenet16 (default cifar10); NB101: unset."
+)
+flags.DEFINE_string(
+  "method",
+  "rl,bo,rs,re",
+  "Comma list of rl (arch2vec-RL), bo (arch2vec-BO), rs (random "
+  "search), re (regularized evolution), gd (arch2vec-GD, gradient ascent in the latent space), "
+  "sbo / srl (supervised-BO / -RL: a GIN trained on the queried cells during the search; "
+  "no embeddings needed).",
+)
 flags.DEFINE_integer("seeds", 500, "Seeds per method (one vmapped call).")
-flags.DEFINE_integer("budget", None, "Queries per search (default 100; with --time_budget: the trace length, "
-                     "default the most queries the time budget can buy).")
-flags.DEFINE_float("time_budget", None, "Simulated training time per search, seconds (needs query costs).")
-flags.DEFINE_float("cost_per_query", None, "A fixed query cost in seconds instead of the table's training times.")
-flags.DEFINE_string("reward", None, "NB201 CSV only: the reward column's suffix instead of valid_12ep (e.g. "
-                    "test_200ep, a diagnostic search that sees the 200-epoch accuracies).")
-flags.DEFINE_string("embeddings", None, "embeddings.npz from launch/pretrain.py (needed by rl and bo).")
-flags.DEFINE_string("workdir", None, "Output folder (traces/, summary.json, curves.png).", required=True)
-flags.DEFINE_bool("merge", False, "Add the methods to the experiment already in --workdir (same space, dataset, "
-                  "reward, budget and --seed; e.g. an expensive method with fewer --seeds).")
+flags.DEFINE_integer(
+  "budget",
+  None,
+  "Queries per search (default 100; with --time_budget: the trace length, "
+  "default the most queries the time budget can buy).",
+)
+flags.DEFINE_float(
+  "time_budget", None, "Simulated training time per search, seconds (needs query costs)."
+)
+flags.DEFINE_float(
+  "cost_per_query", None, "A fixed query cost in seconds instead of the table's training times."
+)
+flags.DEFINE_string(
+  "reward",
+  None,
+  "NB201 CSV only: the reward column's suffix instead of valid_12ep (e.g. "
+  "test_200ep, a diagnostic search that sees the 200-epoch accuracies).",
+)
+flags.DEFINE_string(
+  "embeddings",
+  None,
+  "embeddings.npz from launch/pretrain.py (needed by rl, bo and gd), or "
+  "the space's name (nb201, nb101): its cells embedded by the shipped encoder.",
+)
+flags.DEFINE_string(
+  "workdir", None, "Output folder (traces/, summary.json, curves.png).", required=True
+)
+flags.DEFINE_bool(
+  "merge",
+  False,
+  "Add the methods to the experiment already in --workdir (same space, dataset, "
+  "reward, budget and --seed; e.g. an expensive method with fewer --seeds).",
+)
 flags.DEFINE_integer("seed", 0, "Root seed (seed i uses key i of split(PRNGKey(seed), seeds)).")
 # arch2vec-GD: one flag per `gd.GDConfig` field, --gd_<field> (unset: the default of `runner.default_config`).
 _GD_FLAGS = {}
 for _f in dataclasses.fields(gd.GDConfig):
-  _define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-             str: flags.DEFINE_string}[type(_f.default)]
-  _GD_FLAGS[_f.name] = _define(f"gd_{_f.name}", None, f"arch2vec-GD (--method gd): GDConfig.{_f.name} "
-                               f"(default {_f.default!r}).")
+  _define = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+  }[type(_f.default)]
+  _GD_FLAGS[_f.name] = _define(
+    f"gd_{_f.name}",
+    None,
+    f"arch2vec-GD (--method gd): GDConfig.{_f.name} (default {_f.default!r}).",
+  )
 
 # arch2vec-BO / -RL: the release's behaviours (unset: the default of `runner.default_config`).
-flags.DEFINE_enum("bo_acquisition", None, ["ei", "release"], "arch2vec-BO: 'ei' (log EI over the incumbent, "
-                  "default) or 'release' (the release's float32 EI: variance as scale, fixed --bo_target).")
-flags.DEFINE_float("bo_target", None, "arch2vec-BO: the release acquisition's fixed target (default 0.95 NB101, "
-                   "1.0 NB201).")
-flags.DEFINE_bool("bo_pybnn_mll", None, "arch2vec-BO: pybnn's evidence with the unsquared residual norm (release).")
-flags.DEFINE_bool("bo_revisit", None, "arch2vec-BO: picks over every cell, queried ones included; a repeat is "
-                  "queried and paid again (the release, whose visited check never fires). Default off.")
-flags.DEFINE_bool("rl_skip_nearest", None, "arch2vec-RL: never take the cell nearest to the action (the release's "
-                  "NB201 script). Default off.")
-flags.DEFINE_string("rl_baseline", None, "arch2vec-RL's reward baseline: 'release' (default: the release's constant, "
-                    "0.4 NB201, 0.95 NB101), 'mean' (the mean of the rewards told so far) or a number.")
+flags.DEFINE_enum(
+  "bo_acquisition",
+  None,
+  ["ei", "release"],
+  "arch2vec-BO: 'ei' (log EI over the incumbent, "
+  "default) or 'release' (the release's float32 EI: variance as scale, fixed --bo_target).",
+)
+flags.DEFINE_float(
+  "bo_target",
+  None,
+  "arch2vec-BO: the release acquisition's fixed target (default 0.95 NB101, 1.0 NB201).",
+)
+flags.DEFINE_bool(
+  "bo_pybnn_mll", None, "arch2vec-BO: pybnn's evidence with the unsquared residual norm (release)."
+)
+flags.DEFINE_bool(
+  "bo_revisit",
+  None,
+  "arch2vec-BO: picks over every cell, queried ones included; a repeat is "
+  "queried and paid again (the release, whose visited check never fires). Default off.",
+)
+flags.DEFINE_bool(
+  "rl_skip_nearest",
+  None,
+  "arch2vec-RL: never take the cell nearest to the action (the release's "
+  "NB201 script). Default off.",
+)
+flags.DEFINE_string(
+  "rl_baseline",
+  None,
+  "arch2vec-RL's reward baseline: 'release' (default: the release's constant, "
+  "0.4 NB201, 0.95 NB101), 'mean' (the mean of the rewards told so far) or a number.",
+)
 
 
 def bo_config(space: str) -> dngo.BOConfig:
   """The BO config of the --bo_* flags (over `runner.default_config('bo', space)`)."""
-  changes = {"acquisition": FLAGS.bo_acquisition, "target": FLAGS.bo_target, "pybnn_mll": FLAGS.bo_pybnn_mll,
-             "revisit": FLAGS.bo_revisit}
-  return dataclasses.replace(runner.default_config("bo", space), **{k: v for k, v in changes.items() if v is not None})
+  changes = {
+    "acquisition": FLAGS.bo_acquisition,
+    "target": FLAGS.bo_target,
+    "pybnn_mll": FLAGS.bo_pybnn_mll,
+    "revisit": FLAGS.bo_revisit,
+  }
+  return dataclasses.replace(
+    runner.default_config("bo", space), **{k: v for k, v in changes.items() if v is not None}
+  )
 
 
 def rl_config(space: str) -> reinforce.ReinforceConfig:
@@ -100,7 +168,9 @@ def rl_config(space: str) -> reinforce.ReinforceConfig:
   try:
     return dataclasses.replace(config, baseline=float(value))
   except ValueError:
-    raise ValueError(f"--rl_baseline must be 'release', 'mean' or a number, got {value!r}") from None
+    raise ValueError(
+      f"--rl_baseline must be 'release', 'mean' or a number, got {value!r}"
+    ) from None
 
 
 def gd_config(space: str) -> gd.GDConfig:
@@ -123,22 +193,44 @@ def main(argv):
       raise ValueError(f"--seeds must be >= 1, got {FLAGS.seeds}")
     if FLAGS.budget is not None and FLAGS.budget < 1:
       raise ValueError(f"--budget must be >= 1, got {FLAGS.budget}")
-    problem = experiment.load_problem(FLAGS.space, FLAGS.benchmark, FLAGS.dataset, FLAGS.embeddings, methods,
-                                      FLAGS.cost_per_query, FLAGS.reward)
+    problem = experiment.load_problem(
+      FLAGS.space,
+      FLAGS.benchmark,
+      FLAGS.dataset,
+      FLAGS.embeddings,
+      methods,
+      FLAGS.cost_per_query,
+      FLAGS.reward,
+    )
     budget = experiment.make_budget(problem, FLAGS.budget, FLAGS.time_budget)
     configs = {}
     for m, make in (("gd", gd_config), ("bo", bo_config), ("rl", rl_config)):
       if m in methods:
         configs[m] = make(FLAGS.space)
     rl = configs.get("rl")
-    if rl is not None and rl.baseline_mode == "constant" and rl.baseline >= float(problem.env.reward.max()):
-      print(f"warning: the RL baseline {rl.baseline:g} is at or above every reward of this table (best "
-            f"{float(problem.env.reward.max()):.4f}): every advantage is negative; --rl_baseline=mean is in range")
+    if (
+      rl is not None
+      and rl.baseline_mode == "constant"
+      and rl.baseline >= float(problem.env.reward.max())
+    ):
+      print(
+        f"warning: the RL baseline {rl.baseline:g} is at or above every reward of this table (best "
+        f"{float(problem.env.reward.max()):.4f}): every advantage is negative; --rl_baseline=mean is in range"
+      )
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
   try:
-    experiment.run_experiment(problem, methods, FLAGS.seeds, budget, FLAGS.workdir, seed=FLAGS.seed, command=command,
-                              merge=FLAGS.merge, configs=configs or None)
+    experiment.run_experiment(
+      problem,
+      methods,
+      FLAGS.seeds,
+      budget,
+      FLAGS.workdir,
+      seed=FLAGS.seed,
+      command=command,
+      merge=FLAGS.merge,
+      configs=configs or None,
+    )
   except ValueError as e:
     raise app.UsageError(str(e)) from e
 

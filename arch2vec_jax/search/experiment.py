@@ -34,39 +34,39 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 
-from arch2vec_jax import machine, parallel
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio
+from arch2vec_jax import fileio, machine, parallel, pretrained
 from arch2vec_jax.benchmarks import loader
 from arch2vec_jax.benchmarks.table import BenchmarkTable
 from arch2vec_jax.search import baselines, runner
 from arch2vec_jax.search import env as env_lib
 
 __all__ = [
-  "SPACES",
   "DATASETS",
   "NEEDS_EMBEDDINGS",
   "PAPER_NB201",
+  "SPACES",
   "SearchProblem",
-  "parse_methods",
   "check_dataset",
-  "load_problem",
-  "make_budget",
-  "query_points",
-  "cost_points",
   "compile_seeds",
-  "timed_run_seeds",
-  "save_trace",
-  "load_trace",
+  "cost_points",
   "curve",
-  "plot_curves",
-  "run_experiment",
   "format_summary",
+  "load_problem",
+  "load_trace",
+  "make_budget",
+  "parse_methods",
+  "plot_curves",
+  "query_points",
+  "run_experiment",
+  "save_trace",
+  "timed_run_seeds",
 ]
 
 SPACES = ("nb201", "nb101")
@@ -120,7 +120,9 @@ def parse_methods(methods: str | Iterable[str]) -> tuple[str, ...]:
     if not m:
       continue
     if m not in runner.METHODS:
-      raise ValueError(f"unknown method {m!r}; expected a comma list of {', '.join(runner.METHODS)}")
+      raise ValueError(
+        f"unknown method {m!r}; expected a comma list of {', '.join(runner.METHODS)}"
+      )
     if m not in out:
       out.append(m)
   if not out:
@@ -139,14 +141,23 @@ def check_dataset(space: str, dataset: str | None) -> str:
   return name
 
 
-def _load_embeddings(path: str | os.PathLike | None, table: BenchmarkTable, methods: Sequence[str]) -> np.ndarray | None:
+def _load_embeddings(
+  path: str | os.PathLike | None, table: BenchmarkTable, methods: Sequence[str]
+) -> np.ndarray | None:
   needs = [m for m in methods if m in NEEDS_EMBEDDINGS]
   if not needs:
     return None
-  hint = f"run `python launch/pretrain.py --space {table.space} --workdir workdir/{table.space}` to make it"
+  hint = (
+    f"run `python launch/pretrain.py --space {table.space} --workdir workdir/{table.space}` to make it, "
+    f"or give the name {table.space!r} to embed the cells with the shipped encoder"
+  )
   if path is None:
-    raise ValueError(f"method(s) {', '.join(needs)} search in the latent space and need --embeddings "
-                     f"(embeddings.npz from pre-training; {hint})")
+    raise ValueError(
+      f"method(s) {', '.join(needs)} search in the latent space and need --embeddings "
+      f"(embeddings.npz from pre-training; {hint})"
+    )
+  if is_shipped_name(path):
+    return _shipped_embeddings(str(path), table)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{os.fspath(path)}: no such embeddings file ({hint})")
   data = embed_lib.load_embeddings(path)
@@ -156,14 +167,38 @@ def _load_embeddings(path: str | os.PathLike | None, table: BenchmarkTable, meth
     raise ValueError(f"{os.fspath(path)}: {e}") from None
 
 
+def is_shipped_name(embeddings: str | os.PathLike | None) -> bool:
+  """True for a shipped encoder's name ('nb101', 'nb201', 'darts') that is not also an existing path."""
+  return (
+    isinstance(embeddings, str)
+    and embeddings in pretrained.NAMES
+    and not os.path.exists(embeddings)
+  )
+
+
+def _shipped_embeddings(name: str, table: BenchmarkTable) -> np.ndarray:
+  """float32 [N, latent]: the table's cells embedded by the shipped encoder `name` (`pretrained.load`)."""
+  if name != table.space:
+    raise ValueError(
+      f"--embeddings {name!r} is the shipped {name} encoder, but the benchmark is a {table.space} table"
+    )
+  return pretrained.load(name).embed((table.adjacency, table.ops))
+
+
 def _sha256(path: str | os.PathLike) -> str:
   with open(path, "rb") as f:
     return hashlib.sha256(f.read()).hexdigest()
 
 
-def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, dataset: str | None = None,
-                 embeddings: str | os.PathLike | None = None, methods: Iterable[str] = runner.METHODS,
-                 cost_per_query: float | None = None, reward: str | None = None) -> SearchProblem:
+def load_problem(
+  space: str,
+  benchmark: str | os.PathLike | BenchmarkTable,
+  dataset: str | None = None,
+  embeddings: str | os.PathLike | None = None,
+  methods: Iterable[str] = runner.METHODS,
+  cost_per_query: float | None = None,
+  reward: str | None = None,
+) -> SearchProblem:
   """Reads a benchmark and the embeddings into a `SearchProblem`.
 
   Args:
@@ -171,7 +206,9 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
     benchmark: a source for `loader.load_table` (table `.npz`, original file,
       shared CSV) or a `BenchmarkTable`.
     dataset: NB201 'cifar10' | 'cifar100' | 'imagenet16'; NB101 None or 'cifar10'.
-    embeddings: `embeddings.npz` from pre-training (needed by 'rl' and 'bo').
+    embeddings: `embeddings.npz` from pre-training (needed by 'rl', 'bo' and
+      'gd'), or the space's name ('nb201', 'nb101') for the table's cells
+      embedded by the shipped encoder (meta records the weights file's sha256).
     methods: the methods to be run (decides what is loaded).
     cost_per_query: a fixed query cost in seconds instead of the table's
       training times (for time budgets on tables without them).
@@ -193,12 +230,19 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
     options = {}
     if reward is not None:
       if loader.source_kind(benchmark) != "csv-nb201":
-        raise ValueError(f"reward={reward!r} picks a column of the NB201 CSV, but {os.fspath(benchmark)} is not one")
+        raise ValueError(
+          f"reward={reward!r} picks a column of the NB201 CSV, but {os.fspath(benchmark)} is not one"
+        )
       options["reward"] = reward
     # A search may run on part of a space (the shared NB101 data is a 30,001-cell subset; tests use heads of
     # the CSVs): accepted, the count is logged and kept in meta['table']['subset'].
-    table = loader.load_table(benchmark, space=space, dataset=dataset if space == "nb201" else None,
-                              allow_subset=True, **options)
+    table = loader.load_table(
+      benchmark,
+      space=space,
+      dataset=dataset if space == "nb201" else None,
+      allow_subset=True,
+      **options,
+    )
     source = os.path.abspath(os.fspath(benchmark))
   if table.space != space:
     raise ValueError(f"{source}: a {table.space} table, but space={space!r}")
@@ -209,7 +253,10 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
   if cost_per_query is not None:
     if not cost_per_query > 0:
       raise ValueError(f"cost_per_query must be > 0, got {cost_per_query}")
-    cost, cost_desc = np.full(len(table), float(cost_per_query)), f"fixed {cost_per_query:g} s per query"
+    cost, cost_desc = (
+      np.full(len(table), float(cost_per_query)),
+      f"fixed {cost_per_query:g} s per query",
+    )
   else:
     cost, cost_desc = table.cost, table.meta.get("cost", "table")
   report = np.asarray(table.test_acc, np.float64)
@@ -222,10 +269,26 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
     "benchmark": source,
     "table": {k: v for k, v in table.meta.items() if k != "source"},
     "cells": len(table),
-    "embeddings": None if embeddings is None or emb is None else os.path.abspath(os.fspath(embeddings)),
-    "embeddings_sha256": None if embeddings is None or emb is None else _sha256(embeddings),
+    "embeddings": None
+    if embeddings is None or emb is None
+    else (
+      f"shipped {embeddings} encoder"
+      if is_shipped_name(embeddings)
+      else os.path.abspath(os.fspath(embeddings))
+    ),
+    "embeddings_sha256": None
+    if embeddings is None or emb is None
+    else _sha256(
+      pretrained.weights_path(embeddings) if is_shipped_name(embeddings) else embeddings
+    ),
+    # The rows the search saw (float32, table order): equal across machines only where the encoder's rounding is.
+    "embedding_rows_sha256": None
+    if emb is None
+    else hashlib.sha256(np.ascontiguousarray(emb, np.float32)).hexdigest(),
     "reward": table.meta.get("reward", "valid_acc"),
-    "report": table.meta.get("test", "test_acc") if has_test else "best validation accuracy (no test accuracy)",
+    "report": table.meta.get("test", "test_acc")
+    if has_test
+    else "best validation accuracy (no test accuracy)",
     "cost": cost_desc,
   }
   return SearchProblem(
@@ -241,8 +304,12 @@ def load_problem(space: str, benchmark: str | os.PathLike | BenchmarkTable, data
   )
 
 
-def make_budget(problem: SearchProblem, queries: int | None = None, time_budget: float | None = None,
-                max_slots: int = 4096) -> env_lib.Budget:
+def make_budget(
+  problem: SearchProblem,
+  queries: int | None = None,
+  time_budget: float | None = None,
+  max_slots: int = 4096,
+) -> env_lib.Budget:
   """The search budget: `queries` (default 100), or a time budget in simulated seconds.
 
   With a time budget the trace needs a static length: `queries` if given, else
@@ -256,8 +323,10 @@ def make_budget(problem: SearchProblem, queries: int | None = None, time_budget:
     return env_lib.Budget(int(queries or 100))
   cost = np.asarray(problem.env.cost)
   if not np.all(cost > 0):
-    raise ValueError(f"a time budget needs the query cost of every cell, but {problem.meta['benchmark']} has none "
-                     f"({problem.meta['cost']}): use a query budget, or a fixed cost per query")
+    raise ValueError(
+      f"a time budget needs the query cost of every cell, but {problem.meta['benchmark']} has none "
+      f"({problem.meta['cost']}): use a query budget, or a fixed cost per query"
+    )
   if queries is None:
     queries = env_lib.max_queries_for_cost(cost, float(time_budget), cap=max_slots)
   return env_lib.Budget(int(queries), float(time_budget))
@@ -266,7 +335,7 @@ def make_budget(problem: SearchProblem, queries: int | None = None, time_budget:
 def query_points(budget: env_lib.Budget) -> list[int]:
   """Query counts to report: 10, 25, 50, 75 and 100% of the budget's queries."""
   t = int(budget.max_queries)
-  return sorted({max(1, int(round(t * f))) for f in (0.1, 0.25, 0.5, 0.75, 1.0)})
+  return sorted({max(1, round(t * f)) for f in (0.1, 0.25, 0.5, 0.75, 1.0)})
 
 
 def cost_points(budget: env_lib.Budget) -> list[float]:
@@ -276,7 +345,9 @@ def cost_points(budget: env_lib.Budget) -> list[float]:
   return [float(budget.max_cost) * f for f in (0.1, 0.25, 0.5, 0.75, 1.0)]
 
 
-def timed_run_seeds(run: Callable[[jax.Array], Any], keys: jax.Array) -> tuple[Any, dict[str, float]]:
+def timed_run_seeds(
+  run: Callable[[jax.Array], Any], keys: jax.Array
+) -> tuple[Any, dict[str, float]]:
   """All seeds in one compiled call, with the compile and run seconds measured apart.
 
   The program of `runner.run_seeds` (`jit(vmap(run))`, the seeds sharded over
@@ -304,8 +375,9 @@ class _Compiled:
     return self.fn(keys)
 
 
-def compile_seeds(run: Callable[[jax.Array], Any], keys: jax.Array,
-                  devices: Sequence[jax.Device] | None = None) -> tuple[_Compiled, jax.Array, int]:
+def compile_seeds(
+  run: Callable[[jax.Array], Any], keys: jax.Array, devices: Sequence[jax.Device] | None = None
+) -> tuple[_Compiled, jax.Array, int]:
   """`runner.run_seeds`'s program (`runner.seeds_program`) compiled ahead of time for these keys.
 
   Returns:
@@ -319,8 +391,12 @@ def compile_seeds(run: Callable[[jax.Array], Any], keys: jax.Array,
   return _Compiled(compiled, time.perf_counter() - t0), keys, num
 
 
-def save_trace(path: str | os.PathLike, trace: env_lib.Trace, keys: np.ndarray | None = None,
-               meta: dict[str, Any] | None = None) -> None:
+def save_trace(
+  path: str | os.PathLike,
+  trace: env_lib.Trace,
+  keys: np.ndarray | None = None,
+  meta: dict[str, Any] | None = None,
+) -> None:
   """Writes per-seed traces ([S, T] fields of `Trace`) as a compressed `.npz` (atomic).
 
   Keys: the `Trace` fields, `seed_keys` (uint32 [S, 2] raw PRNG keys, if given)
@@ -330,7 +406,10 @@ def save_trace(path: str | os.PathLike, trace: env_lib.Trace, keys: np.ndarray |
   """
   used = np.flatnonzero(np.asarray(trace.mask).any(axis=0))
   slots = int(used[-1]) + 1 if used.size else 0
-  arrays = {name: _smallest_int(np.asarray(getattr(trace, name))[:, :slots]) for name in env_lib.Trace._fields}
+  arrays = {
+    name: _smallest_int(np.asarray(getattr(trace, name))[:, :slots])
+    for name in env_lib.Trace._fields
+  }
   if keys is not None:
     if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
       keys = jax.random.key_data(keys)
@@ -357,12 +436,21 @@ def load_trace(path: str | os.PathLike) -> tuple[env_lib.Trace, dict[str, Any]]:
   if missing:
     raise ValueError(f"{os.fspath(path)}: not a search trace (missing {sorted(missing)})")
   meta = json.loads(str(data["meta"])) if "meta" in data else {}
-  fields = (data[name].astype(np.int32) if data[name].dtype.kind == "i" else data[name] for name in env_lib.Trace._fields)
+  fields = (
+    data[name].astype(np.int32) if data[name].dtype.kind == "i" else data[name]
+    for name in env_lib.Trace._fields
+  )
   return env_lib.Trace(*fields), meta
 
 
-def curve(trace: env_lib.Trace, field: str = "best_test", x: str = "queries", grid: Sequence[float] | None = None,
-          optimum: float | None = None, scale: float = 100.0) -> dict[str, list[float]]:
+def curve(
+  trace: env_lib.Trace,
+  field: str = "best_test",
+  x: str = "queries",
+  grid: Sequence[float] | None = None,
+  optimum: float | None = None,
+  scale: float = 100.0,
+) -> dict[str, list[float]]:
   """The mean search curve over seeds: `field` after each query count (or time).
 
   Args:
@@ -397,8 +485,13 @@ def curve(trace: env_lib.Trace, field: str = "best_test", x: str = "queries", gr
   with np.errstate(invalid="ignore", divide="ignore"):  # NaN where no seed has a value
     mean = filled.sum(axis=0) / n
     std = np.sqrt((np.where(ok, vals - mean, 0.0) ** 2).sum(axis=0) / n)
-  out = {"x": [float(g) for g in grid], "mean": mean.tolist(), "std": std.tolist(),
-         "stderr": (std / np.sqrt(np.maximum(n, 1))).tolist(), "n": n.tolist()}
+  out = {
+    "x": [float(g) for g in grid],
+    "mean": mean.tolist(),
+    "std": std.tolist(),
+    "stderr": (std / np.sqrt(np.maximum(n, 1))).tolist(),
+    "n": n.tolist(),
+  }
   if optimum is not None:
     out["regret_mean"] = (optimum * scale - mean).tolist()
     out["regret_stderr"] = out["stderr"]
@@ -417,8 +510,16 @@ def _values_at_queries(trace: env_lib.Trace, grid: Sequence[int], field: str) ->
   return out
 
 
-def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]]], title: str, xlabel: str,
-                ylabel: str, optimum: float | None = None, oracle: float | None = None, log_x: bool = False) -> None:
+def plot_curves(
+  path: str | os.PathLike,
+  curves: dict[str, dict[str, list[float]]],
+  title: str,
+  xlabel: str,
+  ylabel: str,
+  optimum: float | None = None,
+  oracle: float | None = None,
+  log_x: bool = False,
+) -> None:
   """Accuracy (left) and regret (right, log scale) curves of several methods, mean +- standard error band (PNG, atomic).
 
   Args:
@@ -447,7 +548,11 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]
     ax.axhline(oracle, color="k", lw=0.8, ls="--", label=f"best-validation cell {oracle:.2f}")
   means = [v for c in curves.values() for v in c["mean"] if np.isfinite(v)]
   if means:  # zoom on the interesting part: from the median of the curves' starts to the top
-    lo = float(np.nanmedian([c["mean"][min(len(c["mean"]) - 1, len(c["mean"]) // 10)] for c in curves.values()]))
+    lo = float(
+      np.nanmedian(
+        [c["mean"][min(len(c["mean"]) - 1, len(c["mean"]) // 10)] for c in curves.values()]
+      )
+    )
     hi = max(means + ([optimum] if optimum is not None else []))
     ax.set_ylim(lo - 0.1 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
   ax.set_xlabel(xlabel)
@@ -478,8 +583,13 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]
   fileio.atomic_write_bytes(path, buf.getvalue())
 
 
-_LABELS = {"rl": "arch2vec-RL", "bo": "arch2vec-BO", "rs": "random search", "re": "regularized evolution",
-           "gd": "arch2vec-GD"}
+_LABELS = {
+  "rl": "arch2vec-RL",
+  "bo": "arch2vec-BO",
+  "rs": "random search",
+  "re": "regularized evolution",
+  "gd": "arch2vec-GD",
+}
 
 
 def _config_dict(config: Any) -> Any:
@@ -490,10 +600,18 @@ def _fmt(entry: dict[str, float]) -> str:
   return f"{entry['mean']:.2f} +- {entry['std']:.2f}"
 
 
-def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: int, budget: env_lib.Budget,
-                   workdir: str | os.PathLike, seed: int = 0, configs: dict[str, Any] | None = None,
-                   command: str | None = None, log: Callable[[str], None] = print,
-                   merge: bool = False) -> dict[str, Any]:
+def run_experiment(
+  problem: SearchProblem,
+  methods: Iterable[str],
+  num_seeds: int,
+  budget: env_lib.Budget,
+  workdir: str | os.PathLike,
+  seed: int = 0,
+  configs: dict[str, Any] | None = None,
+  command: str | None = None,
+  log: Callable[[str], None] = print,
+  merge: bool = False,
+) -> dict[str, Any]:
   """Runs every method over all seeds (one compiled call each) and writes traces, summary and plot.
 
   Args:
@@ -526,7 +644,9 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     if m in NEEDS_EMBEDDINGS and problem.env.embeddings.shape[1] < 2:
       raise ValueError(f"method {m!r} needs embeddings, but the problem was loaded without them")
     if m == "re" and problem.neighbours is None:
-      raise ValueError("method 're' needs the mutation neighbours: load the problem with 're' in its methods")
+      raise ValueError(
+        "method 're' needs the mutation neighbours: load the problem with 're' in its methods"
+      )
   workdir = os.fspath(workdir)
   # Several processes (multi-host): every process runs its share of the seeds; process 0 writes.
   write = parallel.is_main_process()
@@ -543,7 +663,10 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     "field": problem.field,
     "optimum": problem.optimum * scale,
     "oracle_best_valid_cell": problem.oracle * scale if np.isfinite(problem.oracle) else None,
-    "budget": {"queries": int(budget.max_queries), "time_s": budget.max_cost if budget.is_time else None},
+    "budget": {
+      "queries": int(budget.max_queries),
+      "time_s": budget.max_cost if budget.is_time else None,
+    },
     "seeds": int(num_seeds),
     "seed": int(seed),
     "units": "percent",
@@ -558,7 +681,9 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
       old = json.load(f)
     for name in ("space", "dataset", "field", "budget", "seed", "optimum"):
       if old.get(name) != summary[name]:
-        raise ValueError(f"{old_path}: cannot merge: its {name} is {old.get(name)!r}, this run's is {summary[name]!r}")
+        raise ValueError(
+          f"{old_path}: cannot merge: its {name} is {old.get(name)!r}, this run's is {summary[name]!r}"
+        )
     summary["commands"] = old.get("commands", [old.get("command")]) + [command]
     summary["paper"] = old.get("paper", {})
     for m, entry in old["methods"].items():
@@ -567,7 +692,9 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
         trace, _ = load_trace(os.path.join(workdir, "traces", f"{m}.npz"))
         curves[m] = curve(trace, problem.field, x=x_kind, optimum=problem.optimum, scale=scale)
   if problem.space == "nb201":
-    summary.setdefault("paper", {}).update({m: PAPER_NB201[m][problem.dataset] for m in methods if m in PAPER_NB201})
+    summary.setdefault("paper", {}).update(
+      {m: PAPER_NB201[m][problem.dataset] for m in methods if m in PAPER_NB201}
+    )
   for m in methods:
     config = (configs or {}).get(m, runner.default_config(m, problem.space))
     decoder = None
@@ -582,37 +709,72 @@ def run_experiment(problem: SearchProblem, methods: Iterable[str], num_seeds: in
     if m in ("sbo", "srl"):  # the supervised searches train their own encoder on the cells' graphs
       from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
 
-      graphs = supervised.graph_candidates(problem.table.adjacency, problem.table.ops, np.asarray(problem.env.available))
-    run = runner.make_search(m, config, problem.env, budget, problem.neighbours, decoder=decoder, graphs=graphs)
-    log(f"[{m}] {num_seeds} seeds x {budget.max_queries} query slots"
-        + (f" (time budget {budget.max_cost:g} s)" if budget.is_time else "") + ": compiling ...")
+      graphs = supervised.graph_candidates(
+        problem.table.adjacency, problem.table.ops, np.asarray(problem.env.available)
+      )
+    run = runner.make_search(
+      m, config, problem.env, budget, problem.neighbours, decoder=decoder, graphs=graphs
+    )
+    log(
+      f"[{m}] {num_seeds} seeds x {budget.max_queries} query slots"
+      + (f" (time budget {budget.max_cost:g} s)" if budget.is_time else "")
+      + ": compiling ..."
+    )
     trace, times = timed_run_seeds(run, keys)
     if write:
-      save_trace(os.path.join(workdir, "traces", f"{m}.npz"), trace, keys,
-                 {"method": m, "config": _config_dict(config), "space": problem.space, "dataset": problem.dataset,
-                  "budget": summary["budget"], "seed": int(seed), "field": problem.field})
-    s = runner.summarize(trace, at_queries=at_q, at_cost=at_c, field=problem.field, optimum=problem.optimum,
-                         scale=scale)
+      save_trace(
+        os.path.join(workdir, "traces", f"{m}.npz"),
+        trace,
+        keys,
+        {
+          "method": m,
+          "config": _config_dict(config),
+          "space": problem.space,
+          "dataset": problem.dataset,
+          "budget": summary["budget"],
+          "seed": int(seed),
+          "field": problem.field,
+        },
+      )
+    s = runner.summarize(
+      trace,
+      at_queries=at_q,
+      at_cost=at_c,
+      field=problem.field,
+      optimum=problem.optimum,
+      scale=scale,
+    )
     s["config"] = _config_dict(config)
     s["time"] = {**times, "load_average": list(os.getloadavg())}
     summary["methods"][m] = s
     curves[m] = curve(trace, problem.field, x=x_kind, optimum=problem.optimum, scale=scale)
     at = s["cost"][f"{at_c[-1]:g}"] if at_c else s["queries"][str(at_q[-1])]
-    log(f"[{m}] compile {times['compile_s']:.1f} s, run {times['run_s']:.1f} s; "
-        f"{'test' if problem.field == 'best_test' else 'validation'} accuracy {_fmt(at)} %, regret "
-        f"{at['regret_mean']:.3f} % (mean over {num_seeds} seeds)")
+    log(
+      f"[{m}] compile {times['compile_s']:.1f} s, run {times['run_s']:.1f} s; "
+      f"{'test' if problem.field == 'best_test' else 'validation'} accuracy {_fmt(at)} %, regret "
+      f"{at['regret_mean']:.3f} % (mean over {num_seeds} seeds)"
+    )
     # Written after every method, so that an interrupted run keeps what is done.
     summary["machine"]["load_average_at_end"] = list(os.getloadavg())
     if not write:
       continue
     fileio.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
-    what = "test accuracy of the best-validation cell" if problem.field == "best_test" else "best validation accuracy"
-    plot_curves(os.path.join(workdir, "curves.png"), curves,
-                title=f"{problem.space.upper()} {problem.dataset}: {what}, "
-                      f"{'/'.join(sorted({str(e['seeds']) for e in summary['methods'].values()}))} seeds",
-                xlabel="simulated training time (s)" if budget.is_time else "queries",
-                ylabel=f"{what} (%)", optimum=problem.optimum * scale,
-                oracle=problem.oracle * scale if np.isfinite(problem.oracle) else None, log_x=budget.is_time)
+    what = (
+      "test accuracy of the best-validation cell"
+      if problem.field == "best_test"
+      else "best validation accuracy"
+    )
+    plot_curves(
+      os.path.join(workdir, "curves.png"),
+      curves,
+      title=f"{problem.space.upper()} {problem.dataset}: {what}, "
+      f"{'/'.join(sorted({str(e['seeds']) for e in summary['methods'].values()}))} seeds",
+      xlabel="simulated training time (s)" if budget.is_time else "queries",
+      ylabel=f"{what} (%)",
+      optimum=problem.optimum * scale,
+      oracle=problem.oracle * scale if np.isfinite(problem.oracle) else None,
+      log_x=budget.is_time,
+    )
   log(format_summary(summary))
   return summary
 
@@ -621,17 +783,34 @@ def format_summary(summary: dict[str, Any]) -> str:
   """A table of the summary: per method, the value at each reported budget, and the paper's number."""
   kind = "cost" if summary["budget"]["time_s"] else "queries"
   points = list(next(iter(summary["methods"].values()))[kind]) if summary["methods"] else []
-  seeds = sorted({s.get("seeds", summary["seeds"]) for s in summary["methods"].values()}) or [summary["seeds"]]
-  head = (f"{summary['space']} {summary['dataset']} ({summary['field']}, %, mean +- std over "
-          f"{'/'.join(map(str, seeds))} seeds)")
-  lines = [head, f"{'method':8s}" + "".join(f"{kind[:1] + '=' + p:>16s}" for p in points) + "   paper   compile/run s"]
+  seeds = sorted({s.get("seeds", summary["seeds"]) for s in summary["methods"].values()}) or [
+    summary["seeds"]
+  ]
+  head = (
+    f"{summary['space']} {summary['dataset']} ({summary['field']}, %, mean +- std over "
+    f"{'/'.join(map(str, seeds))} seeds)"
+  )
+  lines = [
+    head,
+    f"{'method':8s}"
+    + "".join(f"{kind[:1] + '=' + p:>16s}" for p in points)
+    + "   paper   compile/run s",
+  ]
   for m, s in summary["methods"].items():
     paper = summary.get("paper", {}).get(m)
-    lines.append(f"{m:8s}" + "".join(f"{_fmt(s[kind][p]):>16s}" for p in points)
-                 + (f"   {paper:5.2f}" if paper is not None else "        ")
-                 + f"   {s['time']['compile_s']:.1f}/{s['time']['run_s']:.1f}"
-                 + (f"   ({s['seeds']} seeds)" if len(seeds) > 1 else ""))
-  lines.append(f"table best {summary['optimum']:.2f}"
-               + (f", best-validation cell {summary['oracle_best_valid_cell']:.2f}"
-                  if summary.get("oracle_best_valid_cell") is not None else ""))
+    lines.append(
+      f"{m:8s}"
+      + "".join(f"{_fmt(s[kind][p]):>16s}" for p in points)
+      + (f"   {paper:5.2f}" if paper is not None else "        ")
+      + f"   {s['time']['compile_s']:.1f}/{s['time']['run_s']:.1f}"
+      + (f"   ({s['seeds']} seeds)" if len(seeds) > 1 else "")
+    )
+  lines.append(
+    f"table best {summary['optimum']:.2f}"
+    + (
+      f", best-validation cell {summary['oracle_best_valid_cell']:.2f}"
+      if summary.get("oracle_best_valid_cell") is not None
+      else ""
+    )
+  )
   return "\n".join(lines)
