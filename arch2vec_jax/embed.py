@@ -25,9 +25,16 @@ __all__ = ["cell_ids", "encode", "load_embeddings", "make_encode_fn", "save_embe
 
 @functools.lru_cache(maxsize=16)
 def make_encode_fn(
-  num_ops: int, model_config: model_lib.ModelConfig, include_padding: bool = False
+  num_ops: int,
+  model_config: model_lib.ModelConfig,
+  include_padding: bool = False,
+  per_node: bool = False,
 ):
-  """A jitted `fn(variables, adjacency, ops, n_node) -> [B, latent]` for one chunk."""
+  """A jitted `fn(variables, adjacency, ops, n_node)` for one chunk of B cells of n nodes.
+
+  Returns [B, latent], the pooled embedding, or with `per_node` [B, n * latent]:
+  the mu of node slot 0, then slot 1, ..., padding slots zero (unpooled features).
+  """
   model = model_lib.Arch2Vec(num_ops, model_config)
 
   @jax.jit
@@ -35,9 +42,11 @@ def make_encode_fn(
     graph = model_lib.cells_to_graphs(adjacency, ops, n_node)
     mu, _ = model.apply(variables, graph, train=False, method=model_lib.Arch2Vec.encode)
     n = ops.shape[1]
+    w = model_lib.node_mask(n_node, n).astype(mu.dtype)[..., None]
+    if per_node:
+      return (mu * w).reshape(mu.shape[0], -1)
     if include_padding:  # the release: mean over every node slot
       return mu.mean(axis=1)
-    w = model_lib.node_mask(n_node, n).astype(mu.dtype)[..., None]
     return (mu * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
 
   return fn

@@ -462,7 +462,7 @@ class Encoder:
 
   # ----------------------------------------------------------------- embed, decode, nearest
 
-  def embed(self, cells: Any, *, exact: bool = True) -> np.ndarray:
+  def embed(self, cells: Any, *, exact: bool = True, per_node: bool = False) -> np.ndarray:
     """Embeddings of any number of cells, as the run wrote them to embeddings.npz.
 
     Args:
@@ -471,17 +471,25 @@ class Encoder:
       exact: True: chunks of `embed_chunk` cells, the run's own compiled call, so
         the rows equal embeddings.npz bit for bit on the same machine; False:
         pad to the next power of two (faster for a few cells; float rounding).
+      per_node: the unpooled features instead: every node slot's mu, concatenated.
 
     Returns:
       float32 [N, latent]: mean over the real nodes (all slots with
-      `include_padding`) of the encoder's mu in eval mode.
+      `include_padding`) of the encoder's mu in eval mode; with `per_node`
+      float32 [N, num_nodes * latent], the mu of slot 0, slot 1, ..., padding
+      slots zero (the mean over the real slots is the pooled embedding).
     """
     adjacency, ops = self.to_arrays(cells)
     num = len(ops)
     if not num:
-      return np.zeros((0, self.latent), np.float32)
+      return np.zeros((0, self.latent * (self.num_nodes if per_node else 1)), np.float32)
     n_node = model_lib.count_nodes(ops)
-    fn, variables = self.embed_fn, self.variables
+    fn = (
+      embed_lib.make_encode_fn(self.num_ops, self.model_config, per_node=True)
+      if per_node
+      else self.embed_fn
+    )
+    variables = self.variables
     outs = []
     for start in range(0, num, self.embed_chunk):
       a, o, k = (x[start : start + self.embed_chunk] for x in (adjacency, ops, n_node))

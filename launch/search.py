@@ -78,8 +78,16 @@ flags.DEFINE_string(
 flags.DEFINE_string(
   "embeddings",
   None,
-  "embeddings.npz from launch/pretrain.py (needed by rl, bo and gd), or "
-  "the space's name (nb201, nb101): its cells embedded by the shipped encoder.",
+  "embeddings.npz from launch/pretrain.py (needed by rl, bo and gd), or an encoder whose "
+  "embeddings of the cells are used: the space's name (nb201, nb101: the shipped encoder) or "
+  "a launch/pretrain.py workdir.",
+)
+flags.DEFINE_bool(
+  "per_node",
+  False,
+  "rl, bo and gd search the encoder's unpooled features (every node's mu concatenated: "
+  "NB201 8 x 16 = 128-d) instead of the pooled 16-d embedding; --embeddings must name an "
+  "encoder (a shipped name or a pre-training workdir).",
 )
 flags.DEFINE_string(
   "workdir", None, "Output folder (traces/, summary.json, curves.png).", required=True
@@ -201,6 +209,7 @@ def main(argv):
       methods,
       FLAGS.cost_per_query,
       FLAGS.reward,
+      FLAGS.per_node,
     )
     budget = experiment.make_budget(problem, FLAGS.budget, FLAGS.time_budget)
     configs = {}

@@ -231,8 +231,37 @@ def test_shipped_encoder_by_name(data):
   with open(pretrained.weights_path("nb201"), "rb") as f:
     assert problem.meta["embeddings_sha256"] == hashlib.sha256(f.read()).hexdigest()
   assert problem.meta["embedding_rows_sha256"] == hashlib.sha256(expected).hexdigest()
-  with pytest.raises(ValueError, match="shipped nb101 encoder, but the benchmark is a nb201 table"):
+  with pytest.raises(ValueError, match="is a nb101 encoder, but the benchmark is a nb201 table"):
     experiment.load_problem("nb201", data["nb201"], "cifar10", "nb101", ["rl"])
+
+
+def test_per_node_features_search(data, tmp_path):
+  """--per_node: the latent-space methods search every node's mu concatenated; merges keep one kind."""
+  problem = experiment.load_problem(
+    "nb201", data["nb201"], "cifar10", "nb201", ["rl"], per_node=True
+  )
+  table, enc = problem.table, pretrained.load("nb201")
+  nodes = np.asarray(problem.env.embeddings)
+  assert nodes.shape == (len(table), 8 * 16)
+  assert problem.meta["embedding_features"] == "per-node mu, 128-d"
+  # The mean over the real node slots is the pooled embedding (NB201 cells use all 8 slots).
+  pooled = enc.embed((table.adjacency, table.ops))
+  np.testing.assert_allclose(nodes.reshape(len(table), 8, 16).mean(1), pooled, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="per-node features need an encoder"):
+    experiment.load_problem(
+      "nb201", data["nb201"], "cifar10", data["emb201"], ["rl"], per_node=True
+    )
+  common = {"space": "nb201", "benchmark": data["nb201"], "budget": 8, "seeds": 2}
+  common |= {"embeddings": "nb201", "workdir": tmp_path}
+  _main(method="rl", per_node=True, **common)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["problem"]["embedding_features"] == "per-node mu, 128-d"
+  trace, _ = experiment.load_trace(tmp_path / "traces" / "rl.npz")
+  assert trace.mask.all() and all(len(set(c.tolist())) == 8 for c in trace.cell)
+  with pytest.raises(
+    app.UsageError, match="cannot merge: its methods searched other embedding rows"
+  ):
+    _main(method="gd", merge=True, **common)
 
 
 def test_nb101_problem_reports_validation_regret_and_time_budgets(data):

@@ -13,30 +13,15 @@ so the features are well defined; NB101: the stored order of the cell).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import model as model_lib
 
 __all__ = ["node_features", "pooled_from_nodes"]
-
-
-@functools.lru_cache(maxsize=8)
-def _node_fn(num_ops: int, model_config: model_lib.ModelConfig):
-  module = model_lib.Arch2Vec(num_ops, model_config)
-
-  @jax.jit
-  def fn(variables, adjacency, ops, n_node):
-    graph = model_lib.cells_to_graphs(adjacency, ops, n_node)
-    mu, _ = module.apply(variables, graph, train=False, method=model_lib.Arch2Vec.encode)
-    w = model_lib.node_mask(n_node, ops.shape[1]).astype(mu.dtype)[..., None]
-    return (mu * w).reshape(mu.shape[0], -1)
-
-  return fn
 
 
 def node_features(
@@ -68,7 +53,7 @@ def node_features(
       f"({encoder.num_nodes} nodes x {encoder.num_ops} ops)"
     )
   n_node = np.asarray(model_lib.count_nodes(ops), np.int32)
-  fn = _node_fn(d, encoder.model_config)
+  fn = embed_lib.make_encode_fn(d, encoder.model_config, per_node=True)
   chunk = max(1, min(chunk, num))
   outs = []
   for s in range(0, num, chunk):

@@ -142,7 +142,10 @@ def check_dataset(space: str, dataset: str | None) -> str:
 
 
 def _load_embeddings(
-  path: str | os.PathLike | None, table: BenchmarkTable, methods: Sequence[str]
+  path: str | os.PathLike | None,
+  table: BenchmarkTable,
+  methods: Sequence[str],
+  per_node: bool = False,
 ) -> np.ndarray | None:
   needs = [m for m in methods if m in NEEDS_EMBEDDINGS]
   if not needs:
@@ -156,8 +159,13 @@ def _load_embeddings(
       f"method(s) {', '.join(needs)} search in the latent space and need --embeddings "
       f"(embeddings.npz from pre-training; {hint})"
     )
-  if is_shipped_name(path):
-    return _shipped_embeddings(str(path), table)
+  if is_encoder_source(path):
+    return _encoder_embeddings(path, table, per_node)
+  if per_node:
+    raise ValueError(
+      f"per-node features need an encoder (a shipped name such as {table.space!r} or a "
+      f"launch/pretrain.py --workdir), but --embeddings {os.fspath(path)} is a file"
+    )
   if not os.path.exists(path):
     raise FileNotFoundError(f"{os.fspath(path)}: no such embeddings file ({hint})")
   data = embed_lib.load_embeddings(path)
@@ -176,13 +184,46 @@ def is_shipped_name(embeddings: str | os.PathLike | None) -> bool:
   )
 
 
-def _shipped_embeddings(name: str, table: BenchmarkTable) -> np.ndarray:
-  """float32 [N, latent]: the table's cells embedded by the shipped encoder `name` (`pretrained.load`)."""
-  if name != table.space:
+def is_encoder_source(embeddings: str | os.PathLike | None) -> bool:
+  """True where `embeddings` names an encoder (shipped name or pre-training workdir), not a file."""
+  return embeddings is not None and (is_shipped_name(embeddings) or os.path.isdir(embeddings))
+
+
+def _encoder_embeddings(
+  source: str | os.PathLike, table: BenchmarkTable, per_node: bool
+) -> np.ndarray:
+  """float32 [N, latent] (per_node: [N, n * latent]): the table's cells embedded by an encoder.
+
+  `source`: a shipped name or a pre-training workdir (`pretrained.load`).
+  """
+  enc = pretrained.load(source)
+  if enc.space != table.space:
     raise ValueError(
-      f"--embeddings {name!r} is the shipped {name} encoder, but the benchmark is a {table.space} table"
+      f"--embeddings {os.fspath(source)!r} is a {enc.space} encoder, but the benchmark is a "
+      f"{table.space} table"
     )
-  return pretrained.load(name).embed((table.adjacency, table.ops))
+  return enc.embed((table.adjacency, table.ops), per_node=per_node)
+
+
+def _embeddings_meta(
+  embeddings: str | os.PathLike | None, emb: np.ndarray | None, per_node: bool
+) -> dict[str, Any]:
+  """What the latent-space methods searched: source, its sha256, the rows' sha256, the features."""
+  if emb is None:
+    return {"embeddings": None, "embeddings_sha256": None, "embedding_rows_sha256": None}
+  if is_shipped_name(embeddings):
+    source, sha = f"shipped {embeddings} encoder", _sha256(pretrained.weights_path(embeddings))
+  elif os.path.isdir(embeddings):
+    source, sha = f"encoder of {os.path.abspath(os.fspath(embeddings))}", None
+  else:
+    source, sha = os.path.abspath(os.fspath(embeddings)), _sha256(embeddings)
+  return {
+    "embeddings": source,
+    "embeddings_sha256": sha,
+    # The rows searched (float32, table order): equal across machines only where the encoder's rounding is.
+    "embedding_rows_sha256": hashlib.sha256(np.ascontiguousarray(emb, np.float32)).hexdigest(),
+    "embedding_features": f"per-node mu, {emb.shape[1]}-d" if per_node else "pooled",
+  }
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -198,6 +239,7 @@ def load_problem(
   methods: Iterable[str] = runner.METHODS,
   cost_per_query: float | None = None,
   reward: str | None = None,
+  per_node: bool = False,
 ) -> SearchProblem:
   """Reads a benchmark and the embeddings into a `SearchProblem`.
 
@@ -207,14 +249,18 @@ def load_problem(
       shared CSV) or a `BenchmarkTable`.
     dataset: NB201 'cifar10' | 'cifar100' | 'imagenet16'; NB101 None or 'cifar10'.
     embeddings: `embeddings.npz` from pre-training (needed by 'rl', 'bo' and
-      'gd'), or the space's name ('nb201', 'nb101') for the table's cells
-      embedded by the shipped encoder (meta records the weights file's sha256).
+      'gd'); or an encoder, whose embeddings of the table's cells are used: the
+      space's name ('nb201', 'nb101': the shipped encoder; meta records the
+      weights file's sha256) or a launch/pretrain.py workdir.
     methods: the methods to be run (decides what is loaded).
     cost_per_query: a fixed query cost in seconds instead of the table's
       training times (for time budgets on tables without them).
     reward: NB201 CSV only: the column suffix used as the reward instead of
       'valid_12ep' (e.g. 'test_200ep' for a diagnostic search that sees the
       200-epoch accuracies).
+    per_node: the latent-space methods see the encoder's unpooled features
+      (every node's mu concatenated, [N, n * latent]) instead of the pooled
+      embedding; needs an encoder as `embeddings`.
 
   Returns:
     The problem.
@@ -249,7 +295,7 @@ def load_problem(
   table_ds = table.meta.get("dataset")
   if space == "nb201" and table_ds is not None and check_dataset(space, table_ds) != dataset:
     raise ValueError(f"{source}: a table of dataset {table_ds!r}, but dataset={dataset!r}")
-  emb = _load_embeddings(embeddings, table, methods)
+  emb = _load_embeddings(embeddings, table, methods, per_node)
   if cost_per_query is not None:
     if not cost_per_query > 0:
       raise ValueError(f"cost_per_query must be > 0, got {cost_per_query}")
@@ -269,22 +315,7 @@ def load_problem(
     "benchmark": source,
     "table": {k: v for k, v in table.meta.items() if k != "source"},
     "cells": len(table),
-    "embeddings": None
-    if embeddings is None or emb is None
-    else (
-      f"shipped {embeddings} encoder"
-      if is_shipped_name(embeddings)
-      else os.path.abspath(os.fspath(embeddings))
-    ),
-    "embeddings_sha256": None
-    if embeddings is None or emb is None
-    else _sha256(
-      pretrained.weights_path(embeddings) if is_shipped_name(embeddings) else embeddings
-    ),
-    # The rows the search saw (float32, table order): equal across machines only where the encoder's rounding is.
-    "embedding_rows_sha256": None
-    if emb is None
-    else hashlib.sha256(np.ascontiguousarray(emb, np.float32)).hexdigest(),
+    **_embeddings_meta(embeddings, emb, per_node),
     "reward": table.meta.get("reward", "valid_acc"),
     "report": table.meta.get("test", "test_acc")
     if has_test
@@ -684,6 +715,12 @@ def run_experiment(
         raise ValueError(
           f"{old_path}: cannot merge: its {name} is {old.get(name)!r}, this run's is {summary[name]!r}"
         )
+    rows = [s.get("problem", {}).get("embedding_rows_sha256") for s in (old, summary)]
+    if None not in rows and rows[0] != rows[1]:
+      raise ValueError(
+        f"{old_path}: cannot merge: its methods searched other embedding rows (sha256 "
+        f"{rows[0][:12]}...) than this run's ({rows[1][:12]}...): another encoder, features or machine"
+      )
     summary["commands"] = old.get("commands", [old.get("command")]) + [command]
     summary["paper"] = old.get("paper", {})
     for m, entry in old["methods"].items():
