@@ -2,7 +2,7 @@
 
   python launch/benchmark_search.py                     # NB201 CIFAR-10, rl,bo,rs,re, 500 seeds x 100 queries
   python launch/benchmark_search.py --method rs,re --cpu_devices 2
-  python launch/benchmark_search.py --method gd --embeddings workdir/ship/nb201/embeddings.npz  # arch2vec-GD
+  python launch/benchmark_search.py --method gd --out results/benchmarks/search-cpu-gd.json  # arch2vec-GD
 
 For each method: the compile time of the batched program (`jit(vmap(run))`,
 compiled ahead of time), the wall time of all `--seeds` seeds in one call, and
@@ -37,7 +37,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("dataset", "cifar10", "NB201 dataset.")
 flags.DEFINE_string(
-  "embeddings", "workdir/nb201/embeddings.npz", "embeddings.npz from launch/pretrain.py."
+  "embeddings",
+  "nb201",
+  "embeddings.npz from launch/pretrain.py, or an encoder (default: the shipped nb201 one).",
 )
 flags.DEFINE_string("method", "rl,bo,rs,re", "Comma list of methods (rl, bo, rs, re, gd).")
 flags.DEFINE_integer(
