@@ -4,6 +4,7 @@
   plot_points             any 2-D map (the t-SNE of `tsne.tsne_2d`) coloured by accuracy
   plot_distance_vs_edit   mean latent distance (+- std band) per edit distance
   plot_regret_curves      mean regret per query with a 95% confidence band, per method
+                          (`search.trace_plots`'s, re-exported)
   plot_regret_cdf         empirical CDF of the final regret over seeds
   plot_pretrain_curves    loss, validity and uniqueness per epoch (metrics.json)
   plot_predictive         held-out metric against training-set size, per encoding and model
@@ -16,14 +17,14 @@ optional dependency (`tsne`), and is drawn with `plot_points`.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from arch2vec_jax import fileio
+from arch2vec_jax import plotting
+from arch2vec_jax.search.trace_plots import plot_regret_curves
 
 __all__ = [
   "pca",
@@ -39,20 +40,11 @@ __all__ = [
 ]
 
 
-def _plt():
-  import matplotlib  # pylint: disable=import-outside-toplevel
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-  return plt
+_plt = plotting.pyplot
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-  _plt().close(fig)
-  fileio.atomic_write_bytes(path, buf.getvalue())
+  plotting.save_png(fig, path, dpi=110)
 
 
 def pca(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -142,35 +134,6 @@ def plot_distance_vs_edit(path, curves: dict[str, dict[str, Any]], title: str) -
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.suptitle(title, fontsize=10)
-  _save(fig, path)
-
-
-def plot_regret_curves(
-  path,
-  curves: dict[str, dict[str, Sequence[float]]],
-  title: str,
-  xlabel: str = "queries",
-  log_y: bool = True,
-) -> None:
-  """Mean regret per x with a 95% confidence band (mean +- 1.96 standard errors), one line per method.
-
-  curves: method -> {'x', 'mean', 'lo', 'hi'} (`regret.regret_curve`).
-  """
-  plt = _plt()
-  fig, ax = plt.subplots(figsize=(6, 4.2))
-  for name, c in curves.items():
-    x, m = np.asarray(c["x"]), np.asarray(c["mean"])
-    (line,) = ax.plot(x, m, label=name, lw=1.5)
-    ax.fill_between(
-      x, np.asarray(c["lo"]), np.asarray(c["hi"]), color=line.get_color(), alpha=0.2, lw=0
-    )
-  if log_y and all(np.all(np.asarray(c["mean"]) > 0) for c in curves.values()):
-    ax.set_yscale("log")
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel("regret (%)")
-  ax.set_title(title, fontsize=10)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
   _save(fig, path)
 
 

@@ -8,6 +8,7 @@
 more than one device exists, with the seed axis sharded over `jax.devices()`
 (`NamedSharding` inputs, `shard_map` of the vmapped run, seeds padded to a
 multiple of the device count).
+`summarize`, `value_at_queries` and `value_at_cost` are `trace_stats`'s (re-exported).
 `run_seeds_loop` runs the same seeds one by one (the Python-loop reference for
 tests and the speed comparison). `make_ask_tell(method, config, batch_size)`
 gives the same method as pure ask/tell functions (`ask_tell`), for searches
@@ -16,7 +17,6 @@ driven by any evaluation; every method of `make_search` runs on them.
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +29,7 @@ from jax.sharding import Mesh, PartitionSpec
 from arch2vec_jax import parallel
 from arch2vec_jax.search import ask_tell, baselines, dngo, gd, reinforce
 from arch2vec_jax.search import env as env_lib
+from arch2vec_jax.search.trace_stats import summarize, value_at_cost, value_at_queries
 
 __all__ = [
   "METHODS",
@@ -240,83 +241,6 @@ def run_seeds_loop(run: Callable[[jax.Array], Any], keys: jax.Array) -> Any:
   fn = jax.jit(run)
   outs = [jax.block_until_ready(fn(k)) for k in keys]
   return jax.tree.map(lambda *a: jnp.stack(a), *outs)
-
-
-def value_at_queries(trace: env_lib.Trace, queries: int, field: str = "best_test") -> np.ndarray:
-  """Per seed, `field` after the first `queries` queries (or after the last one made): [S]."""
-  made = np.asarray(trace.num_queries)  # [S, T], non-decreasing
-  vals = np.asarray(getattr(trace, field))
-  idx = np.argmax(made >= queries, axis=1)
-  idx = np.where(made[:, -1] >= queries, idx, made.shape[1] - 1)
-  return vals[np.arange(len(vals)), idx]
-
-
-def value_at_cost(trace: env_lib.Trace, max_cost: float, field: str = "best_test") -> np.ndarray:
-  """Per seed, `field` after the last query whose cumulative cost is <= `max_cost`: [S].
-
-  NaN for a seed whose first query already costs more than `max_cost`.
-  """
-  mask = np.asarray(trace.mask)
-  done = mask & (np.asarray(trace.cost) <= max_cost)
-  vals = np.asarray(getattr(trace, field), np.float64)
-  last = np.where(done.any(axis=1), done.shape[1] - 1 - np.argmax(done[:, ::-1], axis=1), -1)
-  return np.where(last >= 0, vals[np.arange(len(vals)), np.maximum(last, 0)], np.nan)
-
-
-def _stats(x: np.ndarray, scale: float) -> dict[str, float]:
-  x = np.asarray(x, np.float64) * scale
-  ok = np.isfinite(x)
-  return {
-    "mean": float(np.mean(x[ok])) if ok.any() else math.nan,
-    "std": float(np.std(x[ok])) if ok.any() else math.nan,
-    "n": int(ok.sum()),
-  }
-
-
-def summarize(
-  trace: env_lib.Trace,
-  at_queries: Sequence[int] = (),
-  at_cost: Sequence[float] = (),
-  field: str = "best_test",
-  optimum: float | None = None,
-  scale: float = 100.0,
-) -> dict[str, Any]:
-  """Mean and std over seeds of `field` at several budgets (and its regret to `optimum`).
-
-  Args:
-    trace: [S, T] fields.
-    at_queries: query budgets to report.
-    at_cost: time budgets (seconds) to report (`value_at_cost`).
-    field: 'best_test' (the test accuracy of the best-validation cell) or
-      'best_valid'.
-    optimum: the table's best value of `field`'s kind, for the regret.
-    scale: 100 reports percent.
-
-  Returns:
-    {'field', 'seeds', 'queries': {q: {mean, std, n[, regret_mean, regret_std]}},
-     'cost': {t: ...}, 'final': ..., 'queries_made': {mean, min, max}, 'cost_spent': ...}.
-  """
-  out: dict[str, Any] = {"field": field, "seeds": int(np.asarray(trace.mask).shape[0])}
-
-  def entry(v):
-    e = _stats(v, scale)
-    if optimum is not None:
-      r = _stats(optimum - np.asarray(v, np.float64), scale)
-      e.update(regret_mean=r["mean"], regret_std=r["std"])
-    return e
-
-  out["queries"] = {str(int(q)): entry(value_at_queries(trace, int(q), field)) for q in at_queries}
-  out["cost"] = {f"{float(t):g}": entry(value_at_cost(trace, float(t), field)) for t in at_cost}
-  out["final"] = entry(np.asarray(getattr(trace, field))[:, -1])
-  made = np.asarray(trace.num_queries)[:, -1]
-  out["queries_made"] = {"mean": float(made.mean()), "min": int(made.min()), "max": int(made.max())}
-  spent = np.asarray(trace.cost)[:, -1]
-  out["cost_spent"] = {
-    "mean": float(spent.mean()),
-    "min": float(spent.min()),
-    "max": float(spent.max()),
-  }
-  return out
 
 
 def match_embeddings(
