@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -20,7 +21,49 @@ import numpy as np
 from arch2vec_jax import fileio
 from arch2vec_jax import model as model_lib
 
-__all__ = ["cell_ids", "encode", "load_embeddings", "make_encode_fn", "save_embeddings"]
+__all__ = [
+  "cell_ids",
+  "encode",
+  "load_embeddings",
+  "make_encode_fn",
+  "map_chunks",
+  "masked_node_mean",
+  "save_embeddings",
+]
+
+
+def masked_node_mean(mu: jax.Array, n_node: jax.Array) -> jax.Array:
+  """[B, latent]: the mean of mu [B, n, latent] over each cell's real nodes (the first n_node [B])."""
+  w = model_lib.node_mask(n_node, mu.shape[1]).astype(mu.dtype)[..., None]
+  return (mu * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
+
+
+def map_chunks(fn: Callable[..., Any], arrays: Sequence[np.ndarray], chunk: int) -> list[Any]:
+  """`fn(*parts)` over consecutive chunks of `chunk` rows of `arrays` (host arrays, same length N).
+
+  The last chunk is padded with zero rows to `chunk`, so that one compilation
+  serves every call; the padding rows are dropped from its output.
+
+  Args:
+    fn: a (jitted) function of the chunks, [chunk, ...] each, returning a pytree
+      of [chunk, ...] arrays.
+    arrays: [N, ...] each.
+    chunk: rows per call (>= 1).
+
+  Returns:
+    One output pytree per chunk (device arrays, dispatched asynchronously), its
+    leaves [rows of the chunk, ...].
+  """
+  num = len(arrays[0])
+  outs = []
+  for start in range(0, num, chunk):
+    parts = [a[start : start + chunk] for a in arrays]
+    pad = chunk - len(parts[0])
+    if pad:
+      parts = [np.concatenate([p, np.zeros((pad,) + p.shape[1:], p.dtype)]) for p in parts]
+    out = fn(*parts)
+    outs.append(jax.tree.map(lambda x, keep=chunk - pad: x[:keep], out))
+  return outs
 
 
 @functools.lru_cache(maxsize=16)
@@ -41,13 +84,12 @@ def make_encode_fn(
   def fn(variables, adjacency, ops, n_node):
     graph = model_lib.cells_to_graphs(adjacency, ops, n_node)
     mu, _ = model.apply(variables, graph, train=False, method=model_lib.Arch2Vec.encode)
-    n = ops.shape[1]
-    w = model_lib.node_mask(n_node, n).astype(mu.dtype)[..., None]
     if per_node:
+      w = model_lib.node_mask(n_node, ops.shape[1]).astype(mu.dtype)[..., None]
       return (mu * w).reshape(mu.shape[0], -1)
     if include_padding:  # the release: mean over every node slot
       return mu.mean(axis=1)
-    return (mu * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
+    return masked_node_mean(mu, n_node)
 
   return fn
 
@@ -78,26 +120,14 @@ def encode(
     float32 [N, latent].
   """
   adjacency, ops = np.asarray(adjacency), np.asarray(ops)
-  num, n, d = ops.shape
+  num, _, d = ops.shape
   if n_node is None:
     n_node = model_lib.count_nodes(ops)
   n_node = np.asarray(n_node, np.int32)
   fn = make_encode_fn(d, model_config, include_padding)
   variables = {"params": params, "batch_stats": batch_stats}
   chunk = max(1, min(chunk_size, num))
-  outs = []
-  for start in range(0, num, chunk):
-    a, o, k = (
-      adjacency[start : start + chunk],
-      ops[start : start + chunk],
-      n_node[start : start + chunk],
-    )
-    pad = chunk - a.shape[0]
-    if pad:
-      a = np.concatenate([a, np.zeros((pad, n, n), a.dtype)])
-      o = np.concatenate([o, np.zeros((pad, n, d), o.dtype)])
-      k = np.concatenate([k, np.zeros((pad,), k.dtype)])
-    outs.append(fn(variables, a, o, k)[: chunk - pad])  # dispatched asynchronously
+  outs = map_chunks(functools.partial(fn, variables), (adjacency, ops, n_node), chunk)
   if not outs:
     return np.zeros((0, model_config.latent), np.float32)
   return np.asarray(jnp.concatenate(outs), dtype=np.float32)

@@ -39,7 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import model as model_lib
+from arch2vec_jax.analysis import supervised
 from arch2vec_jax.search import blr as blr_lib
 
 __all__ = ["GINDNGO", "JointConfig", "fit_joint", "joint_basis", "joint_predict", "num_steps"]
@@ -84,53 +86,42 @@ class GINDNGO(nn.Module):
   def __call__(self, graph, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Returns (prediction [B], basis [B, latent])."""
     mu, _ = model_lib.Arch2Vec(self.num_ops, self.config, name="encoder").encode(graph, train)
-    w = model_lib.node_mask(graph.n_node, mu.shape[1]).astype(mu.dtype)[..., None]
-    phi = jnp.tanh((mu * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0))
+    phi = jnp.tanh(embed_lib.masked_node_mean(mu, graph.n_node))
     return nn.Dense(1, name="out")(phi)[:, 0], phi
 
 
-@functools.lru_cache(maxsize=8)
-def _train_fn(num_ops: int, config: JointConfig, num_train: int):
+@functools.partial(jax.jit, static_argnames=("num_ops", "config", "num_train"))
+def _train(key, adjacency, ops, n_node, y, train_idx, *, num_ops, config, num_train):
+  """The joint training (module doc) as one compiled call per (shapes, num_ops, config, num_train).
+
+  Returns:
+    (variables, mean loss per epoch [epochs], y_mu, y_sd).
+  """
   net = GINDNGO(num_ops, config.model)
   tx = optax.adam(config.learning_rate)
   nb, bs = num_steps(config, num_train)
 
-  @jax.jit
-  def train(key, adjacency, ops, n_node, y, train_idx):
-    def graphs(idx):
-      return model_lib.cells_to_graphs(adjacency[idx], ops[idx], n_node[idx])
+  def graphs(idx):
+    return model_lib.cells_to_graphs(adjacency[idx], ops[idx], n_node[idx])
 
-    init_key, shuffle_key = jax.random.split(key)
-    variables = net.init(init_key, graphs(train_idx[:2]), train=False)
-    y_tr = y[train_idx]
-    y_mu = jnp.mean(y_tr) if config.normalize_output else jnp.float32(0.0)
-    y_sd = jnp.maximum(jnp.std(y_tr), 1e-6) if config.normalize_output else jnp.float32(1.0)
+  init_key, shuffle_key = jax.random.split(key)
+  variables = net.init(init_key, graphs(train_idx[:2]), train=False)
+  y_tr = y[train_idx]
+  y_mu = jnp.mean(y_tr) if config.normalize_output else jnp.float32(0.0)
+  y_sd = jnp.maximum(jnp.std(y_tr), 1e-6) if config.normalize_output else jnp.float32(1.0)
 
-    def step(carry, rows):
-      params, stats, opt = carry
-      idx = train_idx[rows]
-      graph, target = graphs(idx), (y[idx] - y_mu) / y_sd
+  def step(carry, rows):
+    idx = train_idx[rows]
+    return supervised.regression_step(net, tx, carry, graphs(idx), (y[idx] - y_mu) / y_sd)
 
-      def loss_fn(p):
-        (pred, _), upd = net.apply(
-          {"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"]
-        )
-        return jnp.mean(jnp.square(pred - target)), upd["batch_stats"]
+  def epoch(carry, e):
+    order = jax.random.permutation(jax.random.fold_in(shuffle_key, e), num_train)
+    return jax.lax.scan(step, carry, order[: nb * bs].reshape(nb, bs))
 
-      (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-      updates, opt = tx.update(grads, opt, params)
-      return (optax.apply_updates(params, updates), stats, opt), loss
-
-    def epoch(carry, e):
-      order = jax.random.permutation(jax.random.fold_in(shuffle_key, e), num_train)
-      return jax.lax.scan(step, carry, order[: nb * bs].reshape(nb, bs))
-
-    params, stats = variables["params"], variables["batch_stats"]
-    carry = (params, stats, tx.init(params))
-    (params, stats, _), losses = jax.lax.scan(epoch, carry, jnp.arange(config.num_epochs))
-    return {"params": params, "batch_stats": stats}, losses.mean(axis=1), y_mu, y_sd
-
-  return net, train
+  params, stats = variables["params"], variables["batch_stats"]
+  carry = (params, stats, tx.init(params))
+  (params, stats, _), losses = jax.lax.scan(epoch, carry, jnp.arange(config.num_epochs))
+  return {"params": params, "batch_stats": stats}, losses.mean(axis=1), y_mu, y_sd
 
 
 def fit_joint(
@@ -165,16 +156,19 @@ def fit_joint(
   if not np.all(np.isfinite(targets[train_idx])):
     raise ValueError("some training cells have no finite target")
   ops = np.asarray(ops)
-  net, train = _train_fn(ops.shape[2], config, len(train_idx))
+  net = GINDNGO(ops.shape[2], config.model)
   y = jnp.asarray(np.where(np.isfinite(targets), targets, 0.0), jnp.float32)
   n_node = jnp.asarray(model_lib.count_nodes(ops), jnp.int32)
-  variables, losses, y_mu, y_sd = train(
+  variables, losses, y_mu, y_sd = _train(
     key,
     jnp.asarray(adjacency, jnp.int8),
     jnp.asarray(ops, jnp.int8),
     n_node,
     y,
     jnp.asarray(train_idx),
+    num_ops=ops.shape[2],
+    config=config,
+    num_train=len(train_idx),
   )
   phi = joint_basis(net, variables, np.asarray(adjacency)[train_idx], ops[train_idx])
   post = blr_lib.fit(jnp.asarray(phi), (y[train_idx] - y_mu) / y_sd)
@@ -188,33 +182,23 @@ def fit_joint(
   }
 
 
-@functools.lru_cache(maxsize=8)
-def _basis_fn(net: GINDNGO):
-  @jax.jit
-  def fn(variables, adjacency, ops, n_node):
-    return net.apply(variables, model_lib.cells_to_graphs(adjacency, ops, n_node), train=False)[1]
-
-  return fn
+@functools.partial(jax.jit, static_argnums=0)
+def _basis(net: GINDNGO, variables, adjacency, ops, n_node):
+  """The basis [B, latent] of cells in eval mode (compiled once per module and shapes)."""
+  return net.apply(variables, model_lib.cells_to_graphs(adjacency, ops, n_node), train=False)[1]
 
 
 def joint_basis(
   net: GINDNGO, variables: Any, adjacency: np.ndarray, ops: np.ndarray, chunk: int = 4096
 ) -> np.ndarray:
-  """float32 [N, latent]: the DNGO basis tanh(pooled mu) of every cell, eval mode."""
+  """float32 [N, latent]: the DNGO basis tanh(pooled mu) of every cell, eval mode (`embed.map_chunks`)."""
   adjacency, ops = np.asarray(adjacency), np.asarray(ops)
   n_node = np.asarray(model_lib.count_nodes(ops), np.int32)
-  fn = _basis_fn(net)
   chunk = max(1, min(chunk, len(ops)))
-  outs = []
-  for s in range(0, len(ops), chunk):
-    a, o, k = adjacency[s : s + chunk], ops[s : s + chunk], n_node[s : s + chunk]
-    pad = chunk - len(o)
-    if pad:
-      a = np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)])
-      o = np.concatenate([o, np.zeros((pad,) + o.shape[1:], o.dtype)])
-      k = np.concatenate([k, np.zeros((pad,), k.dtype)])
-    outs.append(np.asarray(fn(variables, a, o, k))[: chunk - pad])
-  return np.concatenate(outs).astype(np.float32)
+  outs = embed_lib.map_chunks(
+    functools.partial(_basis, net, variables), (adjacency, ops, n_node), chunk
+  )
+  return np.concatenate([np.asarray(o) for o in outs]).astype(np.float32)
 
 
 def joint_predict(

@@ -24,7 +24,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import train as train_lib
 
@@ -32,6 +34,7 @@ __all__ = [
   "AccuracyRegressor",
   "SupervisedConfig",
   "make_supervised_train",
+  "regression_step",
   "supervised_embed",
   "train_supervised",
 ]
@@ -74,11 +77,73 @@ class AccuracyRegressor(nn.Module):
   def __call__(self, graph, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Returns (prediction [B], embedding [B, latent])."""
     mu, _ = model_lib.Arch2Vec(self.num_ops, self.config, name="encoder").encode(graph, train)
-    n = mu.shape[1]
-    w = model_lib.node_mask(graph.n_node, n).astype(mu.dtype)[..., None]
-    emb = (mu * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
+    emb = embed_lib.masked_node_mean(mu, graph.n_node)
     h = nn.relu(nn.Dense(self.head_hidden, name="head_0")(emb))
     return nn.Dense(1, name="head_1")(h)[:, 0], emb
+
+
+def regression_step(net: nn.Module, tx: optax.GradientTransformation, carry, graph, target):
+  """One optimiser step on the mean squared error of `net`'s prediction, BatchNorm in training mode.
+
+  Args:
+    net: a module whose `__call__(graph, train)` returns (prediction [B], features).
+    tx: the optimiser.
+    carry: (params, batch_stats, optimiser state).
+    graph: the minibatch of B cells; target: float32 [B].
+
+  Returns:
+    (the carry after the step, the loss before it).
+  """
+  params, stats, opt = carry
+
+  def loss_fn(p):
+    (pred, _), upd = net.apply(
+      {"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"]
+    )
+    return jnp.mean(jnp.square(pred - target)), upd["batch_stats"]
+
+  (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  updates, opt = tx.update(grads, opt, params)
+  return (optax.apply_updates(params, updates), stats, opt), loss
+
+
+def _make_train(num_ops: int, config: SupervisedConfig, num_train: int):
+  """(net, `train(key, train_idx, y_all, adjacency, ops, n_node) -> (variables, losses)`): the cells are arguments."""
+  net = AccuracyRegressor(num_ops, config.model, config.head_hidden)
+  tx = train_lib.create_optimizer(train_lib.TrainConfig(lr=config.lr))
+  steps = config.num_steps(num_train)
+  b = config.batch_size
+
+  def train(key, train_idx, y_all, adj_all, ops_all, n_node_all):
+    def batch(idx):
+      return model_lib.cells_to_graphs(adj_all[idx], ops_all[idx], n_node_all[idx])
+
+    init_key, step_key = jax.random.split(key)
+    variables = net.init(init_key, batch(train_idx[:2]), train=False)
+    params, stats = variables["params"], variables["batch_stats"]
+    y_tr = y_all[train_idx]
+    y_mean, y_std = jnp.mean(y_tr), jnp.maximum(jnp.std(y_tr), 1e-6)
+
+    def step(carry, t):
+      pick = jax.random.randint(jax.random.fold_in(step_key, t), (b,), 0, num_train)
+      idx = train_idx[pick]
+      return regression_step(net, tx, carry, batch(idx), (y_all[idx] - y_mean) / y_std)
+
+    (params, stats, _), losses = jax.lax.scan(
+      step, (params, stats, tx.init(params)), jnp.arange(steps)
+    )
+    return {"params": params, "batch_stats": stats}, losses
+
+  return net, train
+
+
+def _device_cells(adjacency: np.ndarray, ops: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(adjacency int8, ops int8, n_node int32) on the device."""
+  return (
+    jnp.asarray(adjacency, jnp.int8),
+    jnp.asarray(ops, jnp.int8),
+    jnp.asarray(model_lib.count_nodes(ops), jnp.int32),
+  )
 
 
 def make_supervised_train(
@@ -97,92 +162,44 @@ def make_supervised_train(
     config: `SupervisedConfig`.
     num_train: length of `train_idx` (static: the number of steps depends on it).
   """
-  n_cells, n, d = ops.shape
-  n_node_all = jnp.asarray(model_lib.count_nodes(ops), jnp.int32)
-  adj_all = jnp.asarray(adjacency, jnp.int8)
-  ops_all = jnp.asarray(ops, jnp.int8)
-  net = AccuracyRegressor(d, config.model, config.head_hidden)
-  tx = train_lib.create_optimizer(train_lib.TrainConfig(lr=config.lr))
-  steps = config.num_steps(num_train)
-  b = config.batch_size
+  del targets
+  net, train = _make_train(ops.shape[2], config, num_train)
+  cells = _device_cells(adjacency, ops)
+  return net, lambda key, train_idx, y_all: train(key, train_idx, y_all, *cells)
 
-  def batch(idx):
-    return model_lib.cells_to_graphs(adj_all[idx], ops_all[idx], n_node_all[idx])
 
-  def train(key, train_idx, y_all):
-    init_key, step_key = jax.random.split(key)
-    variables = net.init(init_key, batch(train_idx[:2]), train=False)
-    params, stats = variables["params"], variables["batch_stats"]
-    y_tr = y_all[train_idx]
-    y_mean, y_std = jnp.mean(y_tr), jnp.maximum(jnp.std(y_tr), 1e-6)
+@functools.partial(jax.jit, static_argnames=("num_ops", "config", "num_train"))
+def _train_splits(keys, train_idx, y_all, adjacency, ops, n_node, *, num_ops, config, num_train):
+  """`vmap` of `_make_train`'s train over the splits (keys [S], train_idx [S, num_train]); the cells shared.
 
-    def step(carry, t):
-      params, stats, opt = carry
-      pick = jax.random.randint(jax.random.fold_in(step_key, t), (b,), 0, num_train)
-      idx = train_idx[pick]
-      graph = batch(idx)
-      target = (y_all[idx] - y_mean) / y_std
-
-      def loss_fn(p):
-        (pred, _), upd = net.apply(
-          {"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"]
-        )
-        return jnp.mean(jnp.square(pred - target)), upd["batch_stats"]
-
-      (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-      updates, opt = tx.update(grads, opt, params)
-      return (jax.tree.map(jnp.add, params, updates), stats, opt), loss
-
-    (params, stats, _), losses = jax.lax.scan(
-      step, (params, stats, tx.init(params)), jnp.arange(steps)
-    )
-    return {"params": params, "batch_stats": stats}, losses
-
-  del n_cells, n, targets
-  return net, train
+  Compiled once per (shapes, num_ops, config, num_train): every dataset of a space shares it.
+  """
+  _, train = _make_train(num_ops, config, num_train)
+  return jax.vmap(train, in_axes=(0, 0, None, None, None, None))(
+    keys, train_idx, y_all, adjacency, ops, n_node
+  )
 
 
 def supervised_embed(
   net: AccuracyRegressor, variables: Any, adjacency: np.ndarray, ops: np.ndarray, chunk: int = 4096
 ) -> tuple[np.ndarray, np.ndarray]:
-  """(embeddings float32 [N, latent], predictions float32 [N]) of every cell, eval mode."""
+  """(embeddings float32 [N, latent], predictions float32 [N]) of every cell, eval mode.
+
+  `embed.map_chunks` over chunks of `chunk` cells (the last padded).
+  """
   n_node = model_lib.count_nodes(ops)
-  fn = _embed_fn(net)
-  embs, preds = [], []
-  for s in range(0, len(ops), chunk):
-    a, o, k = adjacency[s : s + chunk], ops[s : s + chunk], n_node[s : s + chunk]
-    pad = chunk - len(o)
-    if pad:
-      a = np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)])
-      o = np.concatenate([o, np.zeros((pad,) + o.shape[1:], o.dtype)])
-      k = np.concatenate([k, np.zeros((pad,), k.dtype)])
-    p, e = fn(variables, a, o, k)
-    embs.append(np.asarray(e)[: chunk - pad])
-    preds.append(np.asarray(p)[: chunk - pad])
+  outs = embed_lib.map_chunks(
+    functools.partial(_apply_eval, net, variables), (adjacency, ops, n_node), chunk
+  )
+  embs = [np.asarray(e) for _, e in outs]
+  preds = [np.asarray(p) for p, _ in outs]
   return np.concatenate(embs).astype(np.float32), np.concatenate(preds).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=8)
-def _embed_fn(net: AccuracyRegressor):
-  @jax.jit
-  def fn(variables, adjacency, ops, n_node):
-    return net.apply(variables, model_lib.cells_to_graphs(adjacency, ops, n_node), train=False)
-
-  return fn
-
-
-_TRAIN_CACHE: dict[Any, Any] = {}
-
-
-def _cached_train(adjacency: np.ndarray, ops: np.ndarray, config: SupervisedConfig, num_train: int):
-  """`jit(vmap(train))` per (cells, config, num_train), so datasets of one space share a compilation."""
-  key = (id(adjacency), id(ops), adjacency.shape, ops.shape, config, num_train)
-  if key not in _TRAIN_CACHE:
-    net, train = make_supervised_train(adjacency, ops, None, config, num_train)
-    _TRAIN_CACHE.clear()
-    _TRAIN_CACHE[key] = (net, jax.jit(jax.vmap(train, in_axes=(0, 0, None))), adjacency, ops)
-  net, fn, _, _ = _TRAIN_CACHE[key]
-  return net, fn
+@functools.partial(jax.jit, static_argnums=0)
+def _apply_eval(net: nn.Module, variables, adjacency, ops, n_node):
+  """`net` on the cells in eval mode (compiled once per module and shapes)."""
+  return net.apply(variables, model_lib.cells_to_graphs(adjacency, ops, n_node), train=False)
 
 
 def train_supervised(
@@ -207,9 +224,18 @@ def train_supervised(
   """
   train_idx = np.asarray(train_idx, np.int32)
   num_splits, num_train = train_idx.shape
-  net, train = _cached_train(adjacency, ops, config, num_train)
+  ops = np.asarray(ops)
+  net = AccuracyRegressor(ops.shape[2], config.model, config.head_hidden)
   y = jnp.asarray(targets, jnp.float32)
-  variables, losses = train(jax.random.split(key, num_splits), jnp.asarray(train_idx), y)
+  variables, losses = _train_splits(
+    jax.random.split(key, num_splits),
+    jnp.asarray(train_idx),
+    y,
+    *_device_cells(adjacency, ops),
+    num_ops=ops.shape[2],
+    config=config,
+    num_train=num_train,
+  )
   embeddings = []
   for s in range(num_splits):
     v = jax.tree.map(lambda a, s=s: a[s], variables)
