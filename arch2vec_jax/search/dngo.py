@@ -77,6 +77,7 @@ __all__ = [
   "BOStats",
   "MLPParams",
   "Surrogate",
+  "SurrogateFitConfig",
   "acquire",
   "acquisition_scores",
   "bo_search",
@@ -93,19 +94,42 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class BOConfig:
-  """BO settings (defaults: the paper's DNGO for NB201).
+class SurrogateFitConfig:
+  """The surrogate and its fit, shared by arch2vec-BO (`BOConfig`) and arch2vec-GD (`gd.GDConfig`).
 
   Attributes:
     surrogate: 'dngo' (network basis + BLR) or 'blr' (BLR on the embeddings).
     num_init: random cells queried first.
-    top_k: cells queried per iteration (1 NB201, 5 NB101).
     hidden_dim: width of the network (number of basis functions).
     num_epochs: training epochs per fit.
     batch_size: minibatch size; 0 for full-batch training.
     learning_rate: Adam learning rate.
     normalize_input: standardise inputs by the queried cells' mean / std.
     normalize_output: standardise targets (pybnn default True; the release False).
+  """
+
+  surrogate: str = "dngo"
+  num_init: int = 16
+  hidden_dim: int = 128
+  num_epochs: int = 100
+  batch_size: int = 10
+  learning_rate: float = 0.01
+  normalize_input: bool = True
+  normalize_output: bool = False
+
+  def fit_fields(self) -> dict[str, object]:
+    """The `SurrogateFitConfig` fields of this config (of a subclass too), by name."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(SurrogateFitConfig)}
+
+
+@dataclasses.dataclass(frozen=True)
+class BOConfig(SurrogateFitConfig):
+  """BO settings (defaults: the paper's DNGO for NB201).
+
+  Attributes:
+    surrogate, num_init, hidden_dim, num_epochs, batch_size, learning_rate,
+      normalize_input, normalize_output: the surrogate's fit (`SurrogateFitConfig`).
+    top_k: cells queried per iteration (1 NB201, 5 NB101).
     acquisition: 'ei' (log EI over the incumbent) or 'release' (the release's
       float32 EI with the variance as scale and the fixed `target`; module doc).
     target: the release acquisition's fixed target.
@@ -127,15 +151,7 @@ class BOConfig:
       over seeds, batched together (1: one seed at a time, the default).
   """
 
-  surrogate: str = "dngo"
-  num_init: int = 16
   top_k: int = 1
-  hidden_dim: int = 128
-  num_epochs: int = 100
-  batch_size: int = 10
-  learning_rate: float = 0.01
-  normalize_input: bool = True
-  normalize_output: bool = False
   acquisition: str = "ei"
   target: float = 1.0
   pybnn_mll: bool = False

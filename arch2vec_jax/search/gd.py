@@ -77,7 +77,7 @@ MAPPINGS = ("nearest", "decoder")
 
 
 @dataclasses.dataclass(frozen=True)
-class GDConfig:
+class GDConfig(dngo.SurrogateFitConfig):
   """arch2vec-GD settings (defaults: the NB201 CIFAR-10 sweep, results/search/shipped/gd_sweep).
 
   The sweep (100 seeds x 100 queries each, one knob at a time around a first guess with
@@ -89,14 +89,13 @@ class GDConfig:
   at step 0.1) and mapping (a): the decoder's cell was never a new one.
 
   Attributes:
-    surrogate: 'dngo' (network basis + BLR) or 'blr' (BLR on the embeddings).
+    surrogate, num_init, hidden_dim, num_epochs, learning_rate, normalize_input,
+      normalize_output: the surrogate's fit (`dngo.SurrogateFitConfig`, shared
+      with arch2vec-BO; `dngo.fit_mlp`).
+    batch_size: the fit's minibatch size, here 0 (full-batch, one step per epoch).
     ensemble: number of DNGO fits (different initialisations) whose predictives
       are mixed; 1 is plain DNGO.
-    num_init: random cells queried first (counted in the budget).
     top_k: cells queried per round (the batch size of `make_gd`).
-    hidden_dim, num_epochs, batch_size, learning_rate: the network fit
-      (`dngo.fit_mlp`; batch_size 0 trains full-batch, one step per epoch).
-    normalize_input, normalize_output: standardise inputs / targets for the fit.
     acquisition: 'mean', 'ucb' or 'ei' (module doc).
     ucb_beta: the UCB's multiple of the standard deviation.
     num_starts: gradient-ascent start points per round (>= top_k).
@@ -115,16 +114,9 @@ class GDConfig:
     seed_group: with `sequential_seeds`, seeds per step of the loop over seeds.
   """
 
-  surrogate: str = "dngo"
-  ensemble: int = 1
-  num_init: int = 16
-  top_k: int = 1
-  hidden_dim: int = 128
-  num_epochs: int = 100
   batch_size: int = 0
-  learning_rate: float = 0.01
-  normalize_input: bool = True
-  normalize_output: bool = False
+  ensemble: int = 1
+  top_k: int = 1
   acquisition: str = "ei"
   ucb_beta: float = 2.0
   num_starts: int = 8
@@ -159,16 +151,7 @@ class GDConfig:
 
 def bo_config(config: GDConfig) -> dngo.BOConfig:
   """The `dngo.BOConfig` whose `fit_surrogate` is this config's surrogate fit."""
-  return dngo.BOConfig(
-    surrogate=config.surrogate,
-    num_init=config.num_init,
-    hidden_dim=config.hidden_dim,
-    num_epochs=config.num_epochs,
-    batch_size=config.batch_size,
-    learning_rate=config.learning_rate,
-    normalize_input=config.normalize_input,
-    normalize_output=config.normalize_output,
-  )
+  return dngo.BOConfig(**config.fit_fields())
 
 
 class TableDecoder(NamedTuple):
