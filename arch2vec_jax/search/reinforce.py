@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -58,12 +58,15 @@ __all__ = [
   "PolicyParams",
   "RLState",
   "ReinforceConfig",
+  "episode_reset",
   "init_policy",
+  "last_told",
   "lstm_step",
   "make_reinforce",
   "policy_log_prob",
   "reinforce_loss",
   "reinforce_search",
+  "tell_episode",
 ]
 
 
@@ -236,6 +239,67 @@ class RLState(NamedTuple):
   mask: jax.Array
 
 
+def tell_episode(
+  progress: ask_tell.Progress,
+  step: jax.Array,
+  rewards: jax.Array,
+  mask: jax.Array,
+  cells,
+  values,
+  costs,
+  k: int,
+):
+  """The bookkeeping of a REINFORCE `tell` (arch2vec-RL and supervised-RL): the k told rewards into the episode.
+
+  Args:
+    progress: the search's `ask_tell.Progress`.
+    step: int32 [], the episode position of the first of the k cells.
+    rewards: float32 [length]; mask: bool [length]: the episode so far.
+    cells, values, costs: what `tell` got (`ask_tell.as_batch`), k of them.
+    k: cells per ask.
+
+  Returns:
+    (progress, told bool [k], cells int32 [k], rewards [length], mask [length]);
+    an untold cell's reward is 0 and its mask False.
+
+  Raises:
+    ValueError: not k cells.
+  """
+  progress, told = ask_tell.record(progress, cells, values, costs)
+  cells, values, _ = ask_tell.as_batch(cells, values, costs)
+  if cells.shape[0] != k:
+    raise ValueError(f"tell needs the {k} cells of the last ask, got {cells.shape[0]}")
+  for j in range(k):
+    pos = step + j
+    rewards = rewards.at[pos].set(jnp.where(told[j], values[j], 0.0))
+    mask = mask.at[pos].set(told[j])
+  return progress, told, cells, rewards, mask
+
+
+def last_told(told: jax.Array, rows: jax.Array, current: jax.Array) -> jax.Array:
+  """The row of the last told cell (told bool [k], rows [k, ...]), else `current` [...]."""
+  for j in range(told.shape[0]):
+    current = jnp.where(told[j], rows[j], current)
+  return current
+
+
+def episode_reset(state: Any, hidden: int) -> dict[str, Any]:
+  """The fields a new episode starts with (a state with key, lstm, step, rewards, mask): `_replace` kwargs.
+
+  The key is split for the next episode's noise; the LSTM state, the position and the rewards restart.
+  """
+  key, k_ep = jax.random.split(state.key)
+  h0 = jnp.zeros(hidden, jnp.float32)
+  return {
+    "key": key,
+    "episode_key": k_ep,
+    "lstm": (h0, h0),
+    "step": jnp.zeros_like(state.step),
+    "rewards": jnp.zeros_like(state.rewards),
+    "mask": jnp.zeros_like(state.mask),
+  }
+
+
 def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.AskTell:
   """arch2vec-RL as ask/tell (module doc).
 
@@ -311,34 +375,18 @@ def reinforce_search(config: ReinforceConfig, batch_size: int = 1) -> ask_tell.A
       mean_r = jnp.sum(state.rewards) / jnp.maximum(n, 1)
       decayed = config.baseline_decay * baseline + (1.0 - config.baseline_decay) * mean_r
       baseline = jnp.where(n > 0, decayed, baseline)
-    key, k_ep = jax.random.split(state.key)
-    h0 = jnp.zeros(hidden, jnp.float32)
     return state._replace(
-      params=params,
-      opt_state=opt_state,
-      baseline=baseline,
-      key=key,
-      episode_key=k_ep,
-      lstm=(h0, h0),
-      step=jnp.zeros_like(state.step),
-      rewards=jnp.zeros_like(state.rewards),
-      mask=jnp.zeros_like(state.mask),
+      params=params, opt_state=opt_state, baseline=baseline, **episode_reset(state, hidden)
     )
 
   def keep(state: RLState) -> RLState:  # one function object: eager `lax.cond` calls hit its cache
     return state
 
   def tell(state: RLState, cells, values, costs=None) -> RLState:
-    progress, told = ask_tell.record(state.progress, cells, values, costs)
-    cells, values, _ = ask_tell.as_batch(cells, values, costs)
-    if cells.shape[0] != k:
-      raise ValueError(f"tell needs the {k} cells of the last ask, got {cells.shape[0]}")
-    x, rewards, mask = state.x, state.rewards, state.mask
-    for j in range(k):
-      pos = state.step + j
-      rewards = rewards.at[pos].set(jnp.where(told[j], values[j], 0.0))
-      mask = mask.at[pos].set(told[j])
-      x = jnp.where(told[j], state.problem.embeddings[jnp.maximum(cells[j], 0)], x)
+    progress, told, cells, rewards, mask = tell_episode(
+      state.progress, state.step, state.rewards, state.mask, cells, values, costs, k
+    )
+    x = last_told(told, state.problem.embeddings[jnp.maximum(cells, 0)], state.x)
     # The candidates and the [N] mask stay out of the branch (a conditional's outputs are copies).
     learner = state._replace(
       problem=None, progress=None, x=x, rewards=rewards, mask=mask, step=state.step + k

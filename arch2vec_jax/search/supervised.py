@@ -555,35 +555,22 @@ def supervised_rl_search(config: SupervisedRLConfig, batch_size: int = 1) -> ask
     policy = optax.apply_updates(state.policy, upd)
     upd, enc_opt = enc_tx.update(g_enc, state.enc_opt, enc_params)
     enc_params = optax.apply_updates(enc_params, upd)
-    key, k_ep = jax.random.split(state.key)
-    h0 = jnp.zeros(hidden, jnp.float32)
     return state._replace(
       encoder={"params": enc_params, "batch_stats": stats},
       policy=policy,
       enc_opt=enc_opt,
       pol_opt=pol_opt,
-      key=key,
-      episode_key=k_ep,
-      lstm=(h0, h0),
-      step=jnp.zeros_like(state.step),
-      rewards=jnp.zeros_like(state.rewards),
-      mask=jnp.zeros_like(state.mask),
+      **reinforce.episode_reset(state, hidden),
     )
 
   def keep(state: SRLState) -> SRLState:
     return state
 
   def tell(state: SRLState, cells, values, costs=None) -> SRLState:
-    progress, told = ask_tell.record(state.progress, cells, values, costs)
-    cells, values, _ = ask_tell.as_batch(cells, values, costs)
-    if cells.shape[0] != k:
-      raise ValueError(f"tell needs the {k} cells of the last ask, got {cells.shape[0]}")
-    cell, rewards, mask = state.cell, state.rewards, state.mask
-    for j in range(k):
-      pos = state.step + j
-      rewards = rewards.at[pos].set(jnp.where(told[j], values[j], 0.0))
-      mask = mask.at[pos].set(told[j])
-      cell = jnp.where(told[j], jnp.maximum(cells[j], 0), cell)
+    progress, told, cells, rewards, mask = reinforce.tell_episode(
+      state.progress, state.step, state.rewards, state.mask, cells, values, costs, k
+    )
+    cell = reinforce.last_told(told, jnp.maximum(cells, 0), state.cell)
     # The candidates and the [N] arrays stay out of the branch (a conditional's outputs are copies).
     learner = state._replace(
       problem=None,
