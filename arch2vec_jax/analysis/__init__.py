@@ -26,7 +26,6 @@ from arch2vec_jax.analysis import (
   smoothness,
   supervised,
 )
-from arch2vec_jax.analysis.blr import BLRModel, blr_fit, blr_predict
 from arch2vec_jax.analysis.gp import GPModel, gp_fit, gp_predict
 from arch2vec_jax.analysis.metrics import (
   kendall_tau_b,
@@ -38,6 +37,7 @@ from arch2vec_jax.analysis.metrics import (
 )
 from arch2vec_jax.analysis.pipeline import AnalysisConfig, run_analysis
 from arch2vec_jax.analysis.supervised import SupervisedConfig, train_supervised
+from arch2vec_jax.search.blr import BLRModel, blr_fit, blr_predict
 
 __all__ = [
   "AnalysisConfig",

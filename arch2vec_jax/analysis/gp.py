@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from arch2vec_jax.analysis.blr import standardizer
+from arch2vec_jax.search.blr import standardizer
 
 __all__ = [
   "GPHypers",

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from arch2vec_jax.analysis import metrics as metrics_lib
-from arch2vec_jax.analysis.blr import blr_fit, blr_predict
 from arch2vec_jax.analysis.gp import gp_fit, gp_predict
+from arch2vec_jax.search.blr import blr_fit, blr_predict
 
 __all__ = ["MODELS", "evaluate_split", "make_splits", "onehot_features", "summarize"]
 
