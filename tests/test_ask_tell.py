@@ -6,7 +6,6 @@ Tiny tables (`tiny_search`); jitted searches are shared per module (compiles dom
 """
 
 import dataclasses
-import importlib.util
 import pathlib
 
 import jax
@@ -14,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import repo_scripts
 from tiny_search import CONFIGS, make_table
 
 from arch2vec_jax.search import ask_tell, baselines, dngo, reinforce, runner
@@ -470,12 +470,7 @@ def test_compiled_equals_committed_traces(shared_data):
 
 
 def _example():
-  spec = importlib.util.spec_from_file_location(
-    "search_table_ask_tell", REPO / "examples" / "search_table_ask_tell.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return repo_scripts.load("examples/search_table_ask_tell.py", cache=False)
 
 
 def test_example_search_table_ask_tell(shared_data, tmp_path, capsys):

@@ -1,19 +1,14 @@
 """launch/benchmark_library.py's ask/tell part runs and reports what it measured (no timing asserted)."""
 
-import importlib.util
 import pathlib
-import sys
+
+import repo_scripts
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_ask_tell_overhead_part_runs(shared_data):
-  spec = importlib.util.spec_from_file_location(
-    "benchmark_library", ROOT / "launch" / "benchmark_library.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  sys.modules["benchmark_library"] = module
-  spec.loader.exec_module(module)
+  module = repo_scripts.load("launch/benchmark_library.py", "benchmark_library", cache=False)
   out = module.bench_ask_tell(str(shared_data / "nb201_accuracies.csv"), steps_at=20, window=3)
   for method in ("rl", "bo"):
     r = out[method]

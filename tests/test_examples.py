@@ -1,23 +1,18 @@
 """examples/embed_cells.py and examples/search_own_training.py run (examples/search_table_ask_tell.py runs in
 tests/test_ask_tell.py)."""
 
-import importlib.util
 import json
 import pathlib
-import sys
 
 import numpy as np
 import pytest
+import repo_scripts
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[name] = module  # dataclasses (Flax modules) look their module up there
-  spec.loader.exec_module(module)
-  return module
+  return repo_scripts.load(f"examples/{name}.py", cache=False)
 
 
 def test_embed_cells_with_the_shipped_encoders(capsys):

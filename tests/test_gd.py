@@ -5,16 +5,15 @@ shipped NB201 encoder, and the launcher path.
 Tiny tables (`tiny_search`) and tiny configs: compiles dominate.
 """
 
-import importlib.util
 import json
 import os
-import sys
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import repo_scripts
 from absl import flags
 from absl.testing import flagsaver
 from tiny_search import N, make_table
@@ -242,15 +241,7 @@ def _head(src, rows):
 
 
 def test_launcher_runs_gd(shared_data, tmp_path):
-  other = sys.modules.get("test_search_launch")  # its launcher module defined the flags already
-  if other is not None:
-    launcher = other.search_launcher
-  else:
-    spec = importlib.util.spec_from_file_location(
-      "launch_search_gd", os.path.join(REPO, "launch", "search.py")
-    )
-    launcher = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(launcher)
+  launcher = repo_scripts.load("launch/search.py")  # defines the flags once per session
   csv = _head(shared_data / "nb201_accuracies.csv", 200)
   table = csv_data.read_nb201_csv(csv, "cifar10", allow_subset=True)
   emb = np.random.default_rng(0).normal(size=(len(table), 6)).astype(np.float32)

@@ -6,16 +6,15 @@ baselines, and launch/search.py's flags reaching the configs (defaults unchanged
 """
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import repo_scripts
 import scipy.special
 from absl import flags
 from absl.testing import flagsaver
@@ -251,19 +250,7 @@ def test_reinforce_mean_baseline_changes_the_search_and_vmaps():
 
 
 def _launcher():
-  for name in ("test_search_launch", "test_gd"):
-    other = sys.modules.get(name)
-    if other is not None and hasattr(other, "search_launcher"):
-      return other.search_launcher
-  if "launch_search_release" in sys.modules:
-    return sys.modules["launch_search_release"]
-  spec = importlib.util.spec_from_file_location(
-    "launch_search_release", os.path.join(REPO, "launch", "search.py")
-  )
-  launcher = importlib.util.module_from_spec(spec)
-  sys.modules["launch_search_release"] = launcher
-  spec.loader.exec_module(launcher)
-  return launcher
+  return repo_scripts.load("launch/search.py")  # the flags are defined once per session
 
 
 def _parse(launcher, *extra):
@@ -339,11 +326,7 @@ def test_compare_runs_pairs_seeds_and_counts_repeats(shared_data, tmp_path):
   """launch/compare_runs.py on two tiny experiments: the numbers are the traces' own."""
   from arch2vec_jax.search import experiment  # pylint: disable=import-outside-toplevel
 
-  spec = importlib.util.spec_from_file_location(
-    "compare_runs", os.path.join(REPO, "launch", "compare_runs.py")
-  )
-  cmp = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(cmp)
+  cmp = repo_scripts.load("launch/compare_runs.py", cache=False)
   csv = tmp_path / "nb201.csv"
   with open(shared_data / "nb201_accuracies.csv") as f:
     csv.write_text("".join(next(f) for _ in range(81)))

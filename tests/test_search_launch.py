@@ -7,7 +7,6 @@ projection of each cell's one-hot operations). Searches are small (few seeds,
 """
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+import repo_scripts
 from absl import app, flags
 from absl.testing import flagsaver
 
@@ -25,11 +25,7 @@ from arch2vec_jax.search import dngo, experiment, reinforce
 from arch2vec_jax.search import env as env_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-  "launch_search", os.path.join(REPO, "launch", "search.py")
-)
-search_launcher = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(search_launcher)
+search_launcher = repo_scripts.load("launch/search.py")
 FLAGS = flags.FLAGS
 
 NUM_CELLS, SEEDS, QUERIES = 300, 4, 20

@@ -5,25 +5,18 @@ Compares the release's configuration (BatchNorm over every node slot): eval-mode
 outputs, train-mode batch statistics, the loss and every parameter's gradient.
 """
 
-import importlib.util
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import repo_scripts
 
 torch = pytest.importorskip("torch")
 
 from arch2vec_jax import model as model_lib
 from arch2vec_jax.spaces import nb101, nb201
 
-_spec = importlib.util.spec_from_file_location(
-  "torch_reference",
-  os.path.join(os.path.dirname(__file__), os.pardir, "launch", "torch_reference.py"),
-)
-ref = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ref)
+ref = repo_scripts.load("launch/torch_reference.py", "torch_reference", cache=False)
 
 CONFIG = model_lib.ModelConfig(bn_include_padding=True, dropout=0.0)
 
