@@ -66,32 +66,47 @@ def map_chunks(fn: Callable[..., Any], arrays: Sequence[np.ndarray], chunk: int)
   return outs
 
 
-@functools.lru_cache(maxsize=16)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _encode_chunk(
+  num_ops: int,
+  model_config: model_lib.ModelConfig,
+  include_padding: bool,
+  per_node: bool,
+  variables: Any,
+  adjacency: jax.Array,
+  ops: jax.Array,
+  n_node: jax.Array,
+) -> jax.Array:
+  """[B, latent]: the mean of the encoder's mu over real nodes (or every slot) of B cells, eval mode.
+
+  With `per_node` [B, n * latent]: the mu of node slot 0, then slot 1, ..., padding slots zero.
+  """
+  model = model_lib.Arch2Vec(num_ops, model_config)
+  graph = model_lib.cells_to_graphs(adjacency, ops, n_node)
+  mu, _ = model.apply(variables, graph, train=False, method=model_lib.Arch2Vec.encode)
+  if per_node:
+    w = model_lib.node_mask(n_node, ops.shape[1]).astype(mu.dtype)[..., None]
+    return (mu * w).reshape(mu.shape[0], -1)
+  if include_padding:  # the release: mean over every node slot
+    return mu.mean(axis=1)
+  return masked_node_mean(mu, n_node)
+
+
 def make_encode_fn(
   num_ops: int,
   model_config: model_lib.ModelConfig,
   include_padding: bool = False,
   per_node: bool = False,
-):
+) -> Callable[..., jax.Array]:
   """A jitted `fn(variables, adjacency, ops, n_node)` for one chunk of B cells of n nodes.
 
-  Returns [B, latent], the pooled embedding, or with `per_node` [B, n * latent]:
-  the mu of node slot 0, then slot 1, ..., padding slots zero (unpooled features).
+  Returns [B, latent], the pooled embedding, or with `per_node` [B, n * latent]
+  (unpooled features; see `_encode_chunk`).
+
+  Compiled once per (num_ops, model_config, include_padding, per_node, shapes): JAX's own
+  cache of `_encode_chunk`, no cache of this module's.
   """
-  model = model_lib.Arch2Vec(num_ops, model_config)
-
-  @jax.jit
-  def fn(variables, adjacency, ops, n_node):
-    graph = model_lib.cells_to_graphs(adjacency, ops, n_node)
-    mu, _ = model.apply(variables, graph, train=False, method=model_lib.Arch2Vec.encode)
-    if per_node:
-      w = model_lib.node_mask(n_node, ops.shape[1]).astype(mu.dtype)[..., None]
-      return (mu * w).reshape(mu.shape[0], -1)
-    if include_padding:  # the release: mean over every node slot
-      return mu.mean(axis=1)
-    return masked_node_mean(mu, n_node)
-
-  return fn
+  return functools.partial(_encode_chunk, num_ops, model_config, include_padding, per_node)
 
 
 def encode(

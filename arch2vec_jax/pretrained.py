@@ -217,11 +217,10 @@ def _short(x: Any, limit: int = 80) -> str:
   return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-@functools.lru_cache(maxsize=16)
-def _decode_fn(num_ops: int, model_config: model_lib.ModelConfig):
-  """A jitted `fn(variables, z [S, n, latent]) -> (adjacency, ops)` (`metrics.decode_latents`)."""
-  module = model_lib.Arch2Vec(num_ops, model_config)
-  return jax.jit(functools.partial(metrics_lib.decode_latents, module))
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _decode(num_ops: int, model_config: model_lib.ModelConfig, variables: Any, z: jax.Array):
+  """(adjacency, ops) of latents z [S, n, latent] (`metrics.decode_latents`), compiled per config and shape."""
+  return metrics_lib.decode_latents(model_lib.Arch2Vec(num_ops, model_config), variables, z)
 
 
 @functools.partial(jax.jit, static_argnames="k")
@@ -519,7 +518,7 @@ class Encoder:
         f"z must be [S, {want[0]}, {want[1]}] for this {self.space} encoder, got {z.shape}"
       )
     num = len(z)
-    fn = _decode_fn(self.num_ops, self.model_config)
+    fn = functools.partial(_decode, self.num_ops, self.model_config)
     adj_parts, ops_parts = [], []
     for start in range(0, num, _ENCODE_CHUNK):
       part = z[start : start + _ENCODE_CHUNK]

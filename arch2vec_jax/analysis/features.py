@@ -13,6 +13,7 @@ so the features are well defined; NB101: the stored order of the cell).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax.numpy as jnp
@@ -53,17 +54,11 @@ def node_features(
       f"({encoder.num_nodes} nodes x {encoder.num_ops} ops)"
     )
   n_node = np.asarray(model_lib.count_nodes(ops), np.int32)
-  fn = embed_lib.make_encode_fn(d, encoder.model_config, per_node=True)
+  fn = functools.partial(
+    embed_lib.make_encode_fn(d, encoder.model_config, per_node=True), encoder.variables
+  )
   chunk = max(1, min(chunk, num))
-  outs = []
-  for s in range(0, num, chunk):
-    a, o, k = adjacency[s : s + chunk], ops[s : s + chunk], n_node[s : s + chunk]
-    pad = chunk - len(o)
-    if pad:
-      a = np.concatenate([a, np.zeros((pad, n, n), a.dtype)])
-      o = np.concatenate([o, np.zeros((pad, n, d), o.dtype)])
-      k = np.concatenate([k, np.zeros((pad,), k.dtype)])
-    outs.append(fn(encoder.variables, a, o, k)[: chunk - pad])
+  outs = embed_lib.map_chunks(fn, (adjacency, ops, n_node), chunk)
   if not outs:
     return np.zeros((0, n * encoder.latent), np.float32)
   return np.asarray(jnp.concatenate(outs), np.float32)
