@@ -39,10 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from arch2vec_jax.analysis import joint as joint_lib
 from arch2vec_jax.analysis import metrics as metrics_lib
 from arch2vec_jax.search import blr as search_blr
 from arch2vec_jax.search import dngo
+from arch2vec_jax.search import joint as joint_lib
 
 __all__ = [
   "ENCODINGS",

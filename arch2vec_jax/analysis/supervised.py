@@ -24,11 +24,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import model as model_lib
 from arch2vec_jax import train as train_lib
+from arch2vec_jax.search.joint import regression_step
 
 __all__ = [
   "AccuracyRegressor",
@@ -80,31 +80,6 @@ class AccuracyRegressor(nn.Module):
     emb = embed_lib.masked_node_mean(mu, graph.n_node)
     h = nn.relu(nn.Dense(self.head_hidden, name="head_0")(emb))
     return nn.Dense(1, name="head_1")(h)[:, 0], emb
-
-
-def regression_step(net: nn.Module, tx: optax.GradientTransformation, carry, graph, target):
-  """One optimiser step on the mean squared error of `net`'s prediction, BatchNorm in training mode.
-
-  Args:
-    net: a module whose `__call__(graph, train)` returns (prediction [B], features).
-    tx: the optimiser.
-    carry: (params, batch_stats, optimiser state).
-    graph: the minibatch of B cells; target: float32 [B].
-
-  Returns:
-    (the carry after the step, the loss before it).
-  """
-  params, stats, opt = carry
-
-  def loss_fn(p):
-    (pred, _), upd = net.apply(
-      {"params": p, "batch_stats": stats}, graph, train=True, mutable=["batch_stats"]
-    )
-    return jnp.mean(jnp.square(pred - target)), upd["batch_stats"]
-
-  (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-  updates, opt = tx.update(grads, opt, params)
-  return (optax.apply_updates(params, updates), stats, opt), loss
 
 
 def _make_train(num_ops: int, config: SupervisedConfig, num_train: int):

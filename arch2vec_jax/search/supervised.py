@@ -8,7 +8,7 @@ cells the search queries, jointly with the search's own model.
 - **supervised-BO** (`supervised_bo_search`, 'sbo'): arch2vec-BO's loop
   (`dngo.bo_search`: 16 distinct random cells, then each iteration a fit on every
   queried cell and the top-k of EI over the unvisited cells), with the surrogate
-  of `analysis.joint`: `joint.GINDNGO` (basis tanh(mean over real nodes of mu),
+  of `search.joint`: `joint.GINDNGO` (basis tanh(mean over real nodes of mu),
   Linear(16, 1)) trained from a fresh initialisation on the queried cells (Adam
   lr 1e-2, 100 epochs, minibatches of 10 from a fresh shuffle each epoch, the
   incomplete last batch dropped, MSE on the raw accuracies, BatchNorm with
@@ -49,8 +49,7 @@ import numpy as np
 import optax
 
 from arch2vec_jax import model as model_lib
-from arch2vec_jax.analysis import joint
-from arch2vec_jax.search import ask_tell, blr, reinforce
+from arch2vec_jax.search import ask_tell, blr, joint, reinforce
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
 
@@ -135,7 +134,7 @@ class SupervisedBOConfig:
   """Supervised-BO settings (defaults: the release's `supervised_dngo`, NB201's top-k).
 
   Attributes:
-    joint: the joint GIN + DNGO training (`analysis.joint.JointConfig`).
+    joint: the joint GIN + DNGO training (`search.joint.JointConfig`).
     num_init: random cells queried first.
     top_k: cells queried per iteration (1 NB201, 5 NB101).
     predict_chunk: cells per chunk of the sweep (the encoder over every cell).
