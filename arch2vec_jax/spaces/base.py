@@ -38,6 +38,8 @@ class SearchSpace:
     validity_parts: optional `validity_parts(adjacency, ops) -> {check: bool [N]}`,
       the checks `is_valid` combines, to show which one decodes fail (None: the
       space does not break validity down).
+    sampled: True: `cells(num_cells=, seed=)` samples the cells (DARTS); False:
+      `cells()` lists the whole space in a fixed order (NB101, NB201).
   """
 
   name: str
@@ -47,6 +49,25 @@ class SearchSpace:
   is_valid: Callable[[np.ndarray, np.ndarray], np.ndarray]
   hash: Callable[[np.ndarray, np.ndarray], np.ndarray]
   validity_parts: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None
+  sampled: bool = False
+
+  def pretraining_cells(
+    self, num_cells: int | None = None, seed: int = 0
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """The cells pre-training uses: (adjacency int8 [N, n, n], ops int8 [N, n, d]).
+
+    Args:
+      num_cells: a sampled space: N, the cells to sample (None: `cells`'
+        default); a listed space: its first N cells (None: all).
+      seed: the sampling seed of a sampled space (unused otherwise).
+    """
+    if self.sampled:
+      sizes = {} if num_cells is None else {"num_cells": int(num_cells)}
+      adjacency, ops = self.cells(seed=seed, **sizes)
+    else:
+      adjacency, ops = self.cells()
+      adjacency, ops = adjacency[:num_cells], ops[:num_cells]
+    return np.asarray(adjacency, np.int8), np.asarray(ops, np.int8)
 
   @property
   def num_ops(self) -> int:

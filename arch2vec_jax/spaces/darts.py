@@ -536,4 +536,5 @@ SPACE = SearchSpace(
   is_valid=is_valid_batch,
   hash=hash_batch,
   validity_parts=validity_parts,
+  sampled=True,
 )
