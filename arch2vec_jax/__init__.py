@@ -5,7 +5,8 @@ Public API (import what you need from here or from the submodules):
   spaces       `nb101`, `nb201`, `darts` search spaces (cells as padded graphs)
   benchmarks   readers of the original benchmark files into `BenchmarkTable`
   model        `Arch2Vec` (GIN VAE, Jraph + Flax), `ModelConfig`, `cells_to_graphs`
-  train        `TrainConfig`, `pretrain`, `make_train_step`, `make_train_epoch`
+  configs      `TrainConfig` and `pretrain_config(space, variant)`: one per space, and a tiny one
+  train        `pretrain` and its parts, `make_train_step`, `make_train_epoch`
   embed        `encode(params, batch_stats, adjacency, ops)` -> [N, 16] embeddings
   metrics      reconstruction, validity and uniqueness
   parallel     several devices: data mesh, replication, `jax.distributed` start-up
@@ -33,6 +34,7 @@ if os.environ.get("ARCH2VEC_XLA_DEFAULTS", "1") != "0":
 _SUBMODULES = (
   "analysis",
   "checkpoint",
+  "configs",
   "embed",
   "fileio",
   "machine",
@@ -57,6 +59,7 @@ _ATTRIBUTES = {
   "TrainConfig": "arch2vec_jax.train",
   "TrainState": "arch2vec_jax.train",
   "pretrain": "arch2vec_jax.train",
+  "pretrain_config": "arch2vec_jax.configs",
 }
 
 
@@ -87,6 +90,7 @@ __all__ = [
   "analysis",
   "cells_to_graphs",
   "checkpoint",
+  "configs",
   "darts",
   "embed",
   "encode",
@@ -99,6 +103,7 @@ __all__ = [
   "nb201",
   "parallel",
   "pretrain",
+  "pretrain_config",
   "pretrained",
   "save_embeddings",
   "search",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import shlex
 import sys
+import types
+import typing
 from collections.abc import Callable
+from typing import Any
 
 from absl import app, flags
 
@@ -14,7 +19,10 @@ from arch2vec_jax.machine import machine_info
 __all__ = [
   "USER_ERRORS",
   "command_line",
+  "config_from_flags",
+  "define_config_flags",
   "define_device_flags",
+  "field_help",
   "machine_info",
   "run",
   "setup_devices",
@@ -50,6 +58,101 @@ def command_line(script: str, flag_values: flags.FlagValues = flags.FLAGS) -> st
       seen.add(id(flag))
       parts.append(shlex.quote(flag.serialize()))
   return " ".join(["python", script] + parts)
+
+
+def field_help(cls: type) -> dict[str, str]:
+  """Each field's text in the `Attributes:` section of a class docstring (Google style).
+
+  An entry is `name: text` (or `a, b: text` for several fields), continued on
+  deeper-indented lines; the lines are joined with spaces.
+
+  Returns:
+    {field name: text}.
+  """
+  doc = (cls.__doc__ or "").expandtabs()
+  section = re.search(r"^( *)Attributes:\n((?:\1 +\S.*\n?|\s*\n)*)", doc, re.MULTILINE)
+  if section is None:
+    return {}
+  lines = section.group(2).rstrip().splitlines()
+  indent = min(len(x) - len(x.lstrip()) for x in lines if x.strip())
+  out, names = {}, []
+  for line in lines:
+    entry = re.match(r"(\w+(?:, \w+)*): (.*)", line[indent:])
+    if entry and len(line) - len(line.lstrip()) == indent:
+      names = entry.group(1).split(", ")
+      out.update(dict.fromkeys(names, entry.group(2).strip()))
+    elif line.strip():
+      out.update({n: f"{out[n]} {line.strip()}" for n in names})
+  return out
+
+
+def _define_flag(name: str, hint: Any, default: Any, help_text: str, fv: flags.FlagValues):
+  """One absl flag for a config field of type `hint` (bool, int, float, str, Literal, or X | None)."""
+  args = typing.get_args(hint)
+  if typing.get_origin(hint) in (types.UnionType, typing.Union):
+    (hint,) = [a for a in args if a is not type(None)]  # X | None: the flag's None is "not given"
+  if typing.get_origin(hint) is typing.Literal:
+    flags.DEFINE_enum(name, default, list(typing.get_args(hint)), help_text, flag_values=fv)
+    return
+  define = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+  }
+  if hint not in define:
+    raise TypeError(f"config field {name!r}: no flag type for {hint!r}")
+  define[hint](name, default, help_text, flag_values=fv)
+
+
+def define_config_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+  """Defines one flag per field of a config dataclass, nested configs' fields included.
+
+  Each flag is named as its field (nested fields too, without a prefix), takes
+  its type from the annotation (a `Literal` is an enum flag) and its default
+  from `config`, and its help from the field's line in the class docstring
+  (`field_help`). So every default and help text is written once, in the
+  config. Read the values back with `config_from_flags`.
+
+  Args:
+    config: a dataclass instance (e.g. `configs.pretrain_config()`).
+    flag_values: where to define the flags.
+  Returns:
+    The flag names defined, in field order.
+  Raises:
+    ValueError: a field without a docstring line (absl's DuplicateFlagError:
+      two fields of one name).
+  """
+  hints, docs, names = typing.get_type_hints(type(config)), field_help(type(config)), []
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    if dataclasses.is_dataclass(value):
+      names += define_config_flags(value, flag_values)
+      continue
+    if field.name not in docs:
+      raise ValueError(f"{type(config).__name__}.{field.name} has no line in the docstring")
+    _define_flag(field.name, hints[field.name], value, docs[field.name], flag_values)
+    names.append(field.name)
+  return names
+
+
+def config_from_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS) -> Any:
+  """`config` with every field whose flag was given (`define_config_flags`) set to the flag's value.
+
+  Fields whose flag was not given keep `config`'s value, so a variant (e.g. the
+  tiny config) supplies the defaults that the command line does not change.
+
+  Raises:
+    ValueError: from the config's own checks (e.g. "batch_size must be >= 1, got 0").
+  """
+  changes = {}
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    if dataclasses.is_dataclass(value):
+      changes[field.name] = config_from_flags(value, flag_values)
+    elif flag_values[field.name].present:
+      changes[field.name] = flag_values[field.name].value
+  return dataclasses.replace(config, **changes)
 
 
 def define_device_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:

@@ -26,6 +26,8 @@ weights and biases uniform in +-1/sqrt(fan_in); BatchNorm scale 1, bias 0.
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 import chex
 import flax.linen as nn
@@ -47,25 +49,26 @@ __all__ = [
   "vae_loss",
 ]
 
-AGGREGATIONS = ("dense", "segment_sum")
+Aggregation = Literal["dense", "segment_sum"]
+AGGREGATIONS: tuple[str, ...] = typing.get_args(Aggregation)
 EDGE_LAYOUTS = ("all_pairs", "edge_list")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """Model hyperparameters (defaults: the released configuration).
+  """Model hyperparameters (defaults: the released configuration; the launcher's flags come from here).
 
   Attributes:
-    hidden: GIN hidden width (128).
-    latent: latent dimension per node (16).
-    layers: number of GIN layers (4; the release's "hops 5").
-    dropout: dropout rate on z before the decoder, training only (0.3).
-    bn_include_padding: False (default): BatchNorm statistics over real nodes
-      only. True: over every node slot, padding included (the release).
-    aggregation: 'dense' (batched A @ X per graph, fastest on CPU) or
-      'segment_sum' (Jraph message passing over the graph's edge list).
-    bn_momentum: running-average decay (0.9 = PyTorch momentum 0.1).
-    bn_epsilon: BatchNorm epsilon (1e-5, PyTorch default).
+    hidden: GIN hidden width.
+    latent: Latent dimension per node.
+    layers: GIN layers (the release's "hops 5" is 4 layers).
+    dropout: Decoder dropout on z (training mode only).
+    bn_include_padding: BatchNorm statistics over padding node slots too (the release);
+      otherwise over real nodes only.
+    aggregation: Neighbour sum: 'dense', a batched A @ X per graph (fastest on CPU), or
+      'segment_sum', Jraph message passing over the graph's edge list.
+    bn_momentum: BatchNorm running-average decay (PyTorch's momentum is one minus it).
+    bn_epsilon: BatchNorm epsilon (PyTorch's default).
   """
 
   hidden: int = 128
@@ -73,7 +76,7 @@ class ModelConfig:
   layers: int = 4
   dropout: float = 0.3
   bn_include_padding: bool = False
-  aggregation: str = "dense"
+  aggregation: Aggregation = "dense"
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
 
