@@ -6,6 +6,7 @@
   python launch/pretrain.py --space nb201 --seeds 0,1,2,3,4 --workdir workdir/nb201_seeds
   python launch/pretrain.py --space nb201 --norelease_eval_mode --workdir workdir/nb201_method
   python launch/pretrain.py --space darts --shuffle_once --workdir workdir/darts_fixed_order
+  python launch/pretrain.py --space darts --variant tiny --workdir /tmp/darts_tiny   # seconds
 
 The default trains as the public release does: training mode in epoch 0, eval
 mode (frozen BatchNorm statistics, no dropout, z = mu) from epoch 1 on. It
@@ -26,6 +27,12 @@ used `--workdir` is refused without `--resume` or `--overwrite`, and a second
 run on a workdir in use stops at once. Errors print as one line (`--debug`
 for the traceback). All logic lives in `arch2vec_jax.train`.
 
+The flags of the run's settings are generated from the config
+(`arch2vec_jax.configs.TrainConfig` and `model.ModelConfig`): one per field,
+with the field's type, default and docstring line, so defaults are written
+once. Flags not given take the values of `configs.pretrain_config(--space,
+--variant)`; `--variant tiny` is a small model on a few cells.
+
 Several devices: data parallel over every device JAX sees (default; `--num_devices
 N` for fewer; the global `--batch_size` must be a multiple of N). Multi-host:
 run the same command in every process with `--distributed` (and
@@ -39,112 +46,49 @@ detects the cluster); process 0 writes the files.
 
 from absl import app, flags
 
-from arch2vec_jax import cli, parallel, train
-from arch2vec_jax import model as model_lib
+from arch2vec_jax import cli, configs, parallel, train
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("space", "nb201", list(train.SPACES), "Search space.")
+# One flag per TrainConfig / ModelConfig field: name, type, default and help from the config
+# (defined first: a run's recorded command lists --space before --workdir, as it always has).
+CONFIG_FLAGS = cli.define_config_flags(configs.pretrain_config())
 flags.DEFINE_string(
   "workdir", None, "Output folder (metrics.json, embeddings.npz, checkpoints/).", required=True
 )
-flags.DEFINE_integer("epochs", None, "Epochs (default: NB101 8, NB201 10, DARTS 10).")
-flags.DEFINE_integer("batch_size", 32, "Cells per step.")
-flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
-flags.DEFINE_float("clip_norm", 5.0, "Global-norm gradient clip.")
-flags.DEFINE_integer("seed", 0, "Seed (initialisation, shuffling, noise, dropout, prior samples).")
+flags.DEFINE_enum(
+  "variant",
+  "default",
+  list(configs.VARIANTS),
+  "The config the flags not given take their values from (configs.pretrain_config(--space, "
+  "--variant)): default (the paper's run) or tiny (a small model on a few cells, seconds).",
+)
 flags.DEFINE_list(
   "seeds",
   None,
   "Several runs, one per seed (e.g. 0,1,2,3,4), each in --workdir/seed_<s>; "
   "--workdir/seeds.json gets their mean, std, min and max. Overrides --seed.",
 )
-flags.DEFINE_float(
-  "train_fraction", 0.9, "The first this fraction of cells trains, the rest is held out."
-)
-flags.DEFINE_bool(
-  "release_eval_mode",
-  True,
-  "Eval mode (frozen BatchNorm, no dropout, z = mu) from epoch 1 on, as the public release "
-  "(default: it reproduces the paper robustly); --norelease_eval_mode: training mode every "
-  "epoch, the method as described.",
-)
-flags.DEFINE_bool(
-  "shuffle_once",
-  False,
-  "Visit the training cells in one fixed random order every epoch (the release); "
-  "default: a new permutation per epoch.",
-)
-flags.DEFINE_bool(
-  "bn_include_padding",
-  False,
-  "BatchNorm statistics over padding node slots too (the release); default: real nodes only.",
-)
-flags.DEFINE_bool(
-  "embed_include_padding",
-  False,
-  "Embeddings averaged over all node slots (the release); default: over real nodes only.",
-)
-flags.DEFINE_integer(
-  "num_prior_samples", 10_000, "Prior samples decoded for validity and uniqueness."
-)
-flags.DEFINE_integer(
-  "num_cells", None, "DARTS: cells to sample (default 600,000). NB101/NB201: use the first N."
-)
-flags.DEFINE_integer("darts_seed", 0, "DARTS sampling seed.")
-flags.DEFINE_integer("hidden", 128, "GIN hidden width.")
-flags.DEFINE_integer("latent", 16, "Latent dimension per node.")
-flags.DEFINE_integer("layers", 4, "GIN layers.")
-flags.DEFINE_float("dropout", 0.3, "Decoder dropout on z.")
-flags.DEFINE_enum(
-  "aggregation",
-  "dense",
-  list(model_lib.AGGREGATIONS),
-  "Neighbour sum: dense batched A @ X (fast on CPU) or Jraph segment_sum.",
-)
-flags.DEFINE_integer("keep_checkpoints", 3, "Newest checkpoints kept.")
 flags.DEFINE_bool("resume", False, "Continue from the newest checkpoint in --workdir/checkpoints.")
 flags.DEFINE_bool(
   "overwrite",
   False,
   "Replace the run that --workdir holds (without it, or --resume, a used --workdir is an error).",
 )
-flags.DEFINE_integer(
-  "num_devices",
-  None,
-  "Data parallelism: split each step's global batch over this many devices "
-  "(default: every device JAX sees, over all processes; the batch size must be a multiple).",
-)
 cli.define_device_flags()
+flags.adopt_module_key_flags(cli)  # --help lists the generated flags too
 
 
 def config_from_flags() -> train.TrainConfig:
-  """The `TrainConfig` the flags describe."""
-  model = model_lib.ModelConfig(
-    hidden=FLAGS.hidden,
-    latent=FLAGS.latent,
-    layers=FLAGS.layers,
-    dropout=FLAGS.dropout,
-    bn_include_padding=FLAGS.bn_include_padding,
-    aggregation=FLAGS.aggregation,
-  )
-  return train.TrainConfig(
-    space=FLAGS.space,
-    epochs=FLAGS.epochs,
-    batch_size=FLAGS.batch_size,
-    lr=FLAGS.lr,
-    clip_norm=FLAGS.clip_norm,
-    seed=FLAGS.seed,
-    train_fraction=FLAGS.train_fraction,
-    release_eval_mode=FLAGS.release_eval_mode,
-    shuffle_once=FLAGS.shuffle_once,
-    num_prior_samples=FLAGS.num_prior_samples,
-    num_cells=FLAGS.num_cells,
-    darts_seed=FLAGS.darts_seed,
-    keep_checkpoints=FLAGS.keep_checkpoints,
-    embed_include_padding=FLAGS.embed_include_padding,
-    num_devices=FLAGS.num_devices,
-    model=model,
-  )
+  """The `TrainConfig` the flags describe: the --space / --variant config, changed by the flags given."""
+  return cli.config_from_flags(configs.pretrain_config(FLAGS.space, FLAGS.variant))
+
+
+def seeds_from_flags() -> list[int] | None:
+  """The --seeds as integers (None: one run, --seed)."""
+  try:
+    return [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
+  except ValueError as e:
+    raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from e
 
 
 def main(argv):
@@ -156,19 +100,12 @@ def main(argv):
     parallel.check_batch_size(config.batch_size, parallel.resolve_num_devices(config.num_devices))
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  command = cli.command_line("launch/pretrain.py")
-  if FLAGS.seeds:
-    try:
-      seeds = [int(s) for s in FLAGS.seeds]
-    except ValueError as e:
-      raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from e
-    train.pretrain_seeds(
-      config, seeds, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite, command=command
-    )
+  seeds, command = seeds_from_flags(), cli.command_line("launch/pretrain.py")
+  options = {"resume": FLAGS.resume, "overwrite": FLAGS.overwrite, "command": command}
+  if seeds:
+    train.pretrain_seeds(config, seeds, FLAGS.workdir, **options)
   else:
-    train.pretrain(
-      config, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite, command=command
-    )
+    train.pretrain(config, FLAGS.workdir, **options)
 
 
 if __name__ == "__main__":
