@@ -1,11 +1,18 @@
-"""Launchers report errors as one line (`cli.run`), the traceback only with --debug, and check outputs first."""
+"""Launchers report errors as one line (`cli.run`), the traceback only with --debug, and check outputs first;
+launch/pretrain.py's flags are generated from the config."""
 
+import dataclasses
+import json
 import os
 import pathlib
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
+from absl import flags
+
+from arch2vec_jax import cli, configs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -51,3 +58,35 @@ def test_unusable_workdir_is_found_before_any_work(tmp_path):
   assert (
     proc.returncode != 0 and "Traceback" in proc.stderr and "is a file, not a folder" in proc.stderr
   )
+
+
+def test_launcher_flags_are_the_generated_ones():
+  """`launch/pretrain.py --helpxml`: one flag per config field, with the config's default."""
+  proc, _ = _launch("--helpxml")
+  root = ET.fromstring(proc.stdout)
+  shown = {f.findtext("name"): f.findtext("default") for f in root.iter("flag")}
+  fv = flags.FlagValues()  # one flag per config field (tests/test_configs.py checks that)
+  for name in cli.define_config_flags(configs.pretrain_config(), fv):
+    default = fv[name].default
+    want = (
+      None
+      if default is None
+      else str(default).lower()
+      if isinstance(default, bool)
+      else str(default)
+    )
+    assert (shown[name] or None) == want, (name, shown[name], default)
+  for name in ("workdir", "variant", "seeds", "resume", "overwrite", "cpu_devices", "debug"):
+    assert name in shown
+
+
+def test_launcher_tiny_variant_end_to_end(tmp_path):
+  """`--variant=tiny`: the flags not given take the tiny config's values."""
+  work = tmp_path / "w"
+  proc, _ = _launch("--space=nb201", "--variant=tiny", "--epochs=1", f"--workdir={work}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  metrics = json.loads((work / "metrics.json").read_text())
+  want = dataclasses.replace(configs.pretrain_config("nb201", "tiny"), epochs=1).to_dict()
+  assert metrics["config"] == json.loads(json.dumps(want))
+  assert metrics["command"].endswith(f"--space=nb201 --epochs=1 --workdir={work} --variant=tiny")
+  assert len(metrics["epochs"]) == 1 and (work / "embeddings.npz").exists()

@@ -13,13 +13,13 @@ import optax
 import pytest
 
 from arch2vec_jax import checkpoint as ckpt_lib
+from arch2vec_jax import configs, train
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import model as model_lib
-from arch2vec_jax import train
 from arch2vec_jax import workdir as workdir_lib
 from arch2vec_jax.spaces import nb201
 
-TINY = model_lib.ModelConfig(hidden=32, latent=8, layers=2)
+TINY = configs.TINY_MODEL  # the tiny variant's model
 
 
 def _cells(num, seed=0):
@@ -165,15 +165,12 @@ def test_tiny_model_overfits_a_handful_of_cells():
 
 
 def _run(workdir, epochs=3, fail_after=None, resume=False, release=False):
-  config = train.TrainConfig(
-    space="nb201",
+  config = dataclasses.replace(  # the tiny variant's batch, model and checkpoints kept
+    configs.pretrain_config("nb201", "tiny"),
     epochs=epochs,
-    batch_size=16,
     num_prior_samples=300,
     seed=3,
     release_eval_mode=release,
-    model=TINY,
-    keep_checkpoints=2,
   )
 
   def log(line):
