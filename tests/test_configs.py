@@ -51,8 +51,8 @@ def test_generated_flags_cover_every_field_with_its_default():
     flag = fv[name]
     assert flag.default == default and type(flag.default) is type(default), name
     assert flag.help.endswith(docs[name]) and docs[name], name  # enum help: '<a|b>: ' first
-  assert fv["space"].enum_values == list(configs.SPACES)
-  assert fv["aggregation"].enum_values == list(model_lib.AGGREGATIONS)
+  assert fv["space"].parser.enum_values == list(configs.SPACES)
+  assert fv["aggregation"].parser.enum_values == list(model_lib.AGGREGATIONS)
   assert fv["release_eval_mode"].flag_type() == "bool"
 
 
