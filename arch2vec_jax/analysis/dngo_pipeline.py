@@ -33,7 +33,7 @@ from arch2vec_jax import fileio, machine
 from arch2vec_jax.analysis import dngo_predictive, features, plots, predictive
 from arch2vec_jax.benchmarks import csv_data
 
-__all__ = ["DNGOAnalysisConfig", "load_cells", "run_dngo_analysis"]
+__all__ = ["DNGOAnalysisConfig", "dngo_analysis_config", "load_cells", "run_dngo_analysis"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +52,33 @@ class DNGOAnalysisConfig:
 
   space: str = "nb101"
   encoder: str = "nb101"
-  benchmark: str = "../shared/data/nb101_subset.csv"
+  benchmark: str = csv_data.SHARED_CSV["nb101"]
   dataset: str = "cifar10"
   target: str = "valid"
   out: str = "results/analysis/nb101_dngo"
   protocol: dngo_predictive.ProtocolConfig = dataclasses.field(
     default_factory=dngo_predictive.ProtocolConfig
+  )
+
+
+def dngo_analysis_config(space: str = "nb101") -> DNGOAnalysisConfig:
+  """The paper's predictive protocol on a space: the shipped encoder, the shared CSV, CIFAR-10.
+
+  Args:
+    space: 'nb101' (the paper's: the NB101 subset) or 'nb201'.
+
+  Returns:
+    `DNGOAnalysisConfig`'s defaults with the space's encoder, CSV and out folder.
+  """
+  if space not in csv_data.SHARED_CSV:
+    raise ValueError(
+      f"no DNGO protocol for space {space!r}; expected one of {tuple(csv_data.SHARED_CSV)}"
+    )
+  return DNGOAnalysisConfig(
+    space=space,
+    encoder=space,
+    benchmark=csv_data.SHARED_CSV[space],
+    out=f"results/analysis/{space}_dngo",
   )
 
 

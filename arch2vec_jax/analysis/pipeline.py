@@ -37,7 +37,7 @@ from arch2vec_jax.analysis import features as features_lib
 from arch2vec_jax.analysis import heldout, plots, predictive, regret, smoothness, supervised, tsne
 from arch2vec_jax.benchmarks import csv_data
 
-__all__ = ["AnalysisConfig", "load_data", "run_analysis"]
+__all__ = ["AnalysisConfig", "analysis_config", "load_data", "run_analysis"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class AnalysisConfig:
 
   space: str = "nb201"
   workdir: str = "workdir/nb201"
-  benchmark: str = "../shared/data/nb201_accuracies.csv"
+  benchmark: str = csv_data.SHARED_CSV["nb201"]
   datasets: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
   out: str = "results/analysis/nb201"
   train_sizes: tuple[int, ...] = (100, 1000, 10000)
@@ -89,6 +89,33 @@ class AnalysisConfig:
   encoder: str | None = None
   tsne_datasets: tuple[str, ...] = ("cifar10",)
   tsne_cells: int = 5000
+
+
+# The datasets analysed by default: NB201's three, the NB101 subset's one.
+_DATASETS = {"nb201": AnalysisConfig.datasets, "nb101": ("cifar10",)}
+
+
+def analysis_config(space: str = "nb201") -> AnalysisConfig:
+  """The analysis of a space: `AnalysisConfig`'s defaults with the space's workdir, CSV, datasets, out.
+
+  Args:
+    space: 'nb201' (every NB201 dataset) or 'nb101' (the NB101 subset, CIFAR-10).
+
+  Returns:
+    The config; `dataclasses.replace` it to change fields (`launch/analyze.py` does so
+    for the flags given).
+  """
+  if space not in csv_data.SHARED_CSV:
+    raise ValueError(
+      f"no analysis of space {space!r}; expected one of {tuple(csv_data.SHARED_CSV)}"
+    )
+  return AnalysisConfig(
+    space=space,
+    workdir=f"workdir/{space}",
+    benchmark=csv_data.SHARED_CSV[space],
+    datasets=_DATASETS[space],
+    out=f"results/analysis/{space}",
+  )
 
 
 def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:

@@ -23,7 +23,20 @@ import numpy as np
 from arch2vec_jax.benchmarks import tfrecord
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
-__all__ = ["NB201_CSV_DATASETS", "csv_kind", "nb201_csv_prefix", "read_nb101_csv", "read_nb201_csv"]
+__all__ = [
+  "NB201_CSV_DATASETS",
+  "SHARED_CSV",
+  "csv_kind",
+  "nb201_csv_prefix",
+  "read_nb101_csv",
+  "read_nb201_csv",
+]
+
+# The shared CSV of each space, relative to the repository root (../shared/data/README.md).
+SHARED_CSV = {
+  "nb201": "../shared/data/nb201_accuracies.csv",
+  "nb101": "../shared/data/nb101_subset.csv",
+}
 
 # Dataset name -> column prefix in nb201_accuracies.csv.
 NB201_CSV_DATASETS = {
