@@ -5,7 +5,9 @@
       --compare_out results/search/release_flags/nb201/comparison.json
 
 For every method in both folders (`traces/<method>.npz`; seed i of both uses key
-i of the same root seed, so seeds are paired), at the final query and at 50
+i of the same root seed, so seeds are paired), or for the pairs of methods
+`--pairs a_method:b_method` (e.g. `srl:rl,sbo:bo`: the supervised searches of
+folder a against arch2vec's of folder b), at the final query and at 50
 queries: mean, std and standard error over seeds of the reported value (percent),
 and a minus b on the seeds both ran (mean, std, standard error). Also per method
 and folder: queries of a cell that was already queried in that seed (the
@@ -31,6 +33,11 @@ flags.DEFINE_string("run_a", None, "Experiment folder a (e.g. the release's beha
 flags.DEFINE_string("run_b", None, "Experiment folder b (e.g. the defaults); needed.")
 flags.DEFINE_string("compare_out", None, "Output JSON (a .md table is written beside it); needed.")
 flags.DEFINE_list("compare_queries", ["50", "100"], "Query budgets to compare.")
+flags.DEFINE_list(
+  "pairs",
+  [],
+  "Method pairs a_method:b_method to compare (default: every method in both folders, by name).",
+)
 
 
 def stats(x) -> dict:
@@ -57,16 +64,39 @@ def _repeats(trace) -> dict:
   }
 
 
-def compare(a: str, b: str, queries=(50, 100)) -> dict:
-  """The comparison of folders a and b (module doc)."""
+def compare(a: str, b: str, queries=(50, 100), pairs=None) -> dict:
+  """The comparison of folders a and b (module doc).
+
+  Args:
+    a, b: experiment folders of launch/search.py (same field and dataset).
+    queries: the budgets compared; each at most both experiments' query budget.
+    pairs: (method of a, method of b) pairs; None: the methods both folders ran.
+
+  Returns:
+    {'a', 'b', 'field', 'commands', 'methods': {name: {'config_a', 'config_b', 'at':
+    {q: {'a', 'b', 'a_minus_b'}}, 'revisits'}}}, name 'm' for a method of both or
+    'ma vs mb' for a pair.
+  """
   summaries = []
   for d in (a, b):
     with open(os.path.join(d, "summary.json"), encoding="utf-8") as f:
       summaries.append(json.load(f))
   sa, sb = summaries
   field = sa["field"]
-  if sb["field"] != field or sa["budget"] != sb["budget"] or sa.get("dataset") != sb.get("dataset"):
-    raise ValueError("the two experiments differ in field, budget or dataset")
+  if sb["field"] != field or sa.get("dataset") != sb.get("dataset"):
+    raise ValueError("the two experiments differ in field or dataset")
+  short = [q for q in queries if q > min(sa["budget"]["queries"], sb["budget"]["queries"])]
+  if short:
+    raise ValueError(
+      f"queries {short} exceed an experiment's budget ({sa['budget']}, {sb['budget']})"
+    )
+  if pairs is None:
+    pairs = [(m, m) for m in sorted(set(sa["methods"]) & set(sb["methods"]))]
+  for ma, mb in pairs:
+    if ma not in sa["methods"] or mb not in sb["methods"]:
+      raise ValueError(
+        f"pair {ma}:{mb}: {a} has {sorted(sa['methods'])}, {b} {sorted(sb['methods'])}"
+      )
   out = {
     "a": a,
     "b": b,
@@ -74,12 +104,12 @@ def compare(a: str, b: str, queries=(50, 100)) -> dict:
     "commands": {"a": sa["command"], "b": sb["command"]},
     "methods": {},
   }
-  for m in sorted(set(sa["methods"]) & set(sb["methods"])):
-    ta, _ = experiment.load_trace(os.path.join(a, "traces", f"{m}.npz"))
-    tb, _ = experiment.load_trace(os.path.join(b, "traces", f"{m}.npz"))
+  for ma, mb in pairs:
+    ta, _ = experiment.load_trace(os.path.join(a, "traces", f"{ma}.npz"))
+    tb, _ = experiment.load_trace(os.path.join(b, "traces", f"{mb}.npz"))
     entry = {
-      "config_a": sa["methods"][m]["config"],
-      "config_b": sb["methods"][m]["config"],
+      "config_a": sa["methods"][ma]["config"],
+      "config_b": sb["methods"][mb]["config"],
       "at": {},
     }
     n = min(len(ta.cell), len(tb.cell))
@@ -88,7 +118,7 @@ def compare(a: str, b: str, queries=(50, 100)) -> dict:
       vb = 100.0 * runner.value_at_queries(tb, int(q), field)
       entry["at"][str(q)] = {"a": stats(va), "b": stats(vb), "a_minus_b": stats(va[:n] - vb[:n])}
     entry["revisits"] = {"a": _repeats(ta), "b": _repeats(tb)}
-    out["methods"][m] = entry
+    out["methods"][ma if ma == mb else f"{ma} vs {mb}"] = entry
   return out
 
 
@@ -115,7 +145,11 @@ def main(argv):
   missing = [f"--{n}" for n in ("run_a", "run_b", "compare_out") if not FLAGS[n].value]
   if missing:
     raise app.UsageError(f"{', '.join(missing)} must be given")
-  result = compare(FLAGS.run_a, FLAGS.run_b, [int(q) for q in FLAGS.compare_queries])
+  bad = [p for p in FLAGS.pairs if p.count(":") != 1]
+  if bad:
+    raise app.UsageError(f"--pairs must be a_method:b_method, got {bad}")
+  pairs = [tuple(p.split(":")) for p in FLAGS.pairs] or None
+  result = compare(FLAGS.run_a, FLAGS.run_b, [int(q) for q in FLAGS.compare_queries], pairs)
   result["command"] = cli.command_line("launch/compare_runs.py")
   fileio.atomic_write_json(FLAGS.compare_out, result)
   md = markdown(result)

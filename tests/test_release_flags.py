@@ -358,3 +358,14 @@ def test_compare_runs_pairs_seeds_and_counts_repeats(shared_data, tmp_path):
   )
   assert max(rep) > 0 and result["methods"]["bo"]["revisits"]["b"]["repeated_queries"]["mean"] == 0
   assert "| bo | 10 |" in cmp.markdown(result)
+  # A pair of differently named methods (e.g. srl:rl), and a budget beyond an experiment's.
+  experiment.run_experiment(prob, ("rs",), 3, budget, tmp_path / "c", log=lambda _: None)
+  pair = cmp.compare(str(tmp_path / "c"), str(tmp_path / "b"), (10,), pairs=[("rs", "bo")])
+  tc, _ = experiment.load_trace(tmp_path / "c" / "traces" / "rs.npz")
+  vc = 100 * np.asarray(tc.best_test)[:, -1]
+  at = pair["methods"]["rs vs bo"]["at"]["10"]
+  np.testing.assert_allclose(at["a_minus_b"]["mean"], (vc - vb).mean(), atol=1e-6)
+  with pytest.raises(ValueError, match="exceed an experiment's budget"):
+    cmp.compare(str(tmp_path / "c"), str(tmp_path / "b"), (11,))
+  with pytest.raises(ValueError, match="pair rl:bo"):
+    cmp.compare(str(tmp_path / "c"), str(tmp_path / "b"), (10,), pairs=[("rl", "bo")])
