@@ -353,6 +353,38 @@ def test_merge_adds_a_method_with_its_own_seed_count(data, tmp_path):
     _main(method="re", seeds=2, merge=True, **{**common, "dataset": "cifar10"})
 
 
+def test_merge_runs_adds_a_folder_as_merge_would(data, tmp_path):
+  """experiment.merge_runs: a method run in a folder of its own lands beside the others, as --merge."""
+  common = {"space": "nb201", "benchmark": data["nb201"], "dataset": "cifar10", "budget": QUERIES}
+  common |= {"embeddings": data["emb201"]}
+  _main(method="rl", seeds=SEEDS, workdir=tmp_path / "a", **common)
+  _main(method="rs", seeds=2, workdir=tmp_path / "b", **common)
+  _main(method="rl", seeds=SEEDS, workdir=tmp_path / "m", **common)
+  _main(method="rs", seeds=2, merge=True, workdir=tmp_path / "m", **common)
+  merged = experiment.merge_runs(
+    tmp_path / "b", tmp_path / "a", command="merge", log=lambda _: None
+  )
+  via_flag = json.loads((tmp_path / "m" / "summary.json").read_text())
+  assert merged == json.loads((tmp_path / "a" / "summary.json").read_text())
+  assert sorted(merged["methods"]) == ["rl", "rs"] and merged["methods"]["rs"]["seeds"] == 2
+  for m in ("rl", "rs"):
+    got, want = merged["methods"][m], via_flag["methods"][m]
+    assert got["queries"] == want["queries"] and got["config"] == want["config"]
+    a = np.load(tmp_path / "a" / "traces" / f"{m}.npz")
+    np.testing.assert_array_equal(
+      a["cell"], np.load(tmp_path / "m" / "traces" / f"{m}.npz")["cell"]
+    )
+  # rs loads no embeddings: both merges keep the record of the ones rl searched.
+  assert merged["problem"]["embeddings_sha256"] == via_flag["problem"]["embeddings_sha256"]
+  assert via_flag["problem"]["embeddings_sha256"] is not None
+  assert merged["methods"]["rs"]["machine"] and "machine" not in merged["methods"]["rl"]
+  assert len(merged["commands"]) == 3 and merged["commands"][-1] == "merge"
+  assert (tmp_path / "a" / "curves.png").stat().st_size > 0
+  _main(method="rs", seeds=2, workdir=tmp_path / "c", **{**common, "budget": QUERIES // 2})
+  with pytest.raises(ValueError, match="cannot merge: its budget"):
+    experiment.merge_runs(tmp_path / "c", tmp_path / "a", log=lambda _: None)
+
+
 def test_benchmark_search_runs_and_records(data, tmp_path):
   """launch/benchmark_search.py end to end on a tiny problem (a subprocess: its flags share names with search.py's)."""
   out = tmp_path / "bench.json"

@@ -67,6 +67,7 @@ __all__ = [
   "load_problem",
   "load_trace",
   "make_budget",
+  "merge_runs",
   "parse_methods",
   "plot_curves",
   "query_points",
@@ -191,7 +192,7 @@ def run_experiment(
     summary["machine"]["load_average_at_end"] = list(os.getloadavg())
     if write:
       fileio.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
-      _plot(os.path.join(workdir, "curves.png"), curves, summary, problem, budget, scale)
+      _plot(os.path.join(workdir, "curves.png"), curves, summary)
   log(format_summary(summary))
   return summary
 
@@ -223,28 +224,76 @@ def _make_run(
   )
 
 
-def _plot(
-  path: str,
-  curves: dict[str, Any],
-  summary: dict[str, Any],
-  problem: SearchProblem,
-  budget: env_lib.Budget,
-  scale: float,
-) -> None:
-  """curves.png of the methods so far (`plot_curves`)."""
+def _plot(path: str, curves: dict[str, Any], summary: dict[str, Any]) -> None:
+  """curves.png of the methods so far (`plot_curves`), labelled from the summary."""
   what = (
     "test accuracy of the best-validation cell"
-    if problem.field == "best_test"
+    if summary["field"] == "best_test"
     else "best validation accuracy"
   )
+  is_time = summary["budget"]["time_s"] is not None
   plot_curves(
     path,
     curves,
-    title=f"{problem.space.upper()} {problem.dataset}: {what}, "
+    title=f"{summary['space'].upper()} {summary['dataset']}: {what}, "
     f"{'/'.join(sorted({str(e['seeds']) for e in summary['methods'].values()}))} seeds",
-    xlabel="simulated training time (s)" if budget.is_time else "queries",
+    xlabel="simulated training time (s)" if is_time else "queries",
     ylabel=f"{what} (%)",
-    optimum=problem.optimum * scale,
-    oracle=problem.oracle * scale if np.isfinite(problem.oracle) else None,
-    log_x=budget.is_time,
+    optimum=summary["optimum"],
+    oracle=summary["oracle_best_valid_cell"],
+    log_x=is_time,
   )
+
+
+def merge_runs(
+  source: str | os.PathLike,
+  workdir: str | os.PathLike,
+  command: str | None = None,
+  log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+  """Adds the methods of the experiment in `source` to the one in `workdir`, as `--merge` would have.
+
+  E.g. the supervised searches, run in a folder of their own, beside arch2vec's
+  in the folder of the shipped encoder: the traces of `source`'s methods are
+  copied into `workdir/traces` (replacing a method of the same name), the
+  summary gets them (and `source`'s commands), curves.png is redrawn with every
+  method. Both must be the same experiment (`report.MERGE_FIELDS`).
+
+  Returns:
+    The merged summary (also written to `workdir/summary.json`).
+
+  Raises:
+    ValueError: the experiments differ in a field of `report.MERGE_FIELDS`, or
+      their latent-space methods searched different embedding rows.
+  """
+  source, workdir = os.fspath(source), os.fspath(workdir)
+  summaries = []
+  for d in (source, workdir):
+    with open(os.path.join(d, "summary.json"), encoding="utf-8") as f:
+      summaries.append(json.load(f))
+  src, dst = summaries
+  # The source's methods record the machine they ran on; the header keeps the workdir's.
+  methods = {m: {**e, "machine": src["machine"]} for m, e in src["methods"].items()}
+  summary = {**src, "machine": dst["machine"], "methods": methods}
+  kept = report.merge_previous(
+    summary, dst, list(src["methods"]), where=os.path.join(workdir, "summary.json")
+  )
+  summary["commands"] = dst.get("commands", [dst.get("command")]) + src.get(
+    "commands", [src.get("command")]
+  )
+  if command:
+    summary["commands"].append(command)
+  x_kind = "cost" if summary["budget"]["time_s"] is not None else "queries"
+  optimum, curves = summary["optimum"] / 100.0, {}
+  for m in list(summary["methods"]):
+    path = os.path.join(source if m not in kept else workdir, "traces", f"{m}.npz")
+    trace, _ = load_trace(path)
+    if m not in kept:  # the source's trace file, byte for byte
+      with open(path, "rb") as f:
+        fileio.atomic_write_bytes(os.path.join(workdir, "traces", f"{m}.npz"), f.read())
+    curves[m] = curve(trace, summary["field"], x=x_kind, optimum=optimum, scale=100.0)
+  fileio.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+  _plot(os.path.join(workdir, "curves.png"), curves, summary)
+  log(f"merged {', '.join(src['methods'])} of {source} into {workdir}")
+  log(format_summary(summary))
+  return summary

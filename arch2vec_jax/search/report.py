@@ -17,6 +17,7 @@ from arch2vec_jax import machine
 from arch2vec_jax.search import env as env_lib
 
 __all__ = [
+  "EMBEDDING_KEYS",
   "MERGE_FIELDS",
   "PAPER_NB201",
   "config_dict",
@@ -33,6 +34,8 @@ PAPER_NB201 = {
   "re": {"cifar10": 93.92, "cifar100": 71.84, "imagenet16": 45.54},
   "rs": {"cifar10": 93.70, "cifar100": 71.04, "imagenet16": 44.57},
 }
+# The problem's record of the embeddings the latent-space methods searched (`problem.load_problem`).
+EMBEDDING_KEYS = ("embeddings", "embeddings_sha256", "embedding_rows_sha256", "embedding_features")
 # What must match for `merge_previous` to add methods to an earlier experiment.
 MERGE_FIELDS = ("space", "dataset", "field", "budget", "seed", "optimum")
 
@@ -103,6 +106,11 @@ def merge_previous(
       f"{where}: cannot merge: its methods searched other embedding rows (sha256 "
       f"{rows[0][:12]}...) than this run's ({rows[1][:12]}...): another encoder, features or machine"
     )
+  if (
+    summary["problem"].get("embeddings") is None
+  ):  # e.g. rs, re, sbo, srl: keep what the others searched
+    kept_meta = {k: v for k, v in old.get("problem", {}).items() if k in EMBEDDING_KEYS}
+    summary["problem"] = {**summary["problem"], **kept_meta}
   summary["commands"] = old.get("commands", [old.get("command")]) + [summary["command"]]
   summary["paper"] = old.get("paper", {})
   kept = [m for m in old["methods"] if m not in methods]
