@@ -86,13 +86,37 @@ def field_help(cls: type) -> dict[str, str]:
   return out
 
 
-def _define_flag(name: str, hint: Any, default: Any, help_text: str, fv: flags.FlagValues):
-  """One absl flag for a config field of type `hint` (bool, int, float, str, Literal, or X | None)."""
-  args = typing.get_args(hint)
+def _strip_optional(hint: Any) -> Any:
+  """`X` of `X | None` (the flag's None is "not given"), else `hint`."""
   if typing.get_origin(hint) in (types.UnionType, typing.Union):
-    (hint,) = [a for a in args if a is not type(None)]  # X | None: the flag's None is "not given"
+    (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+  return hint
+
+
+def _list_element(hint: Any) -> type | None:
+  """The element type of a `tuple[X, ...]` field (X: int, float or str), else None."""
+  hint = _strip_optional(hint)
+  if typing.get_origin(hint) is not tuple:
+    return None
+  args = typing.get_args(hint)
+  if len(args) != 2 or args[1] is not Ellipsis or args[0] not in (int, float, str):
+    raise TypeError(f"no flag type for {hint!r} (tuple fields: tuple[int | float | str, ...])")
+  return args[0]
+
+
+def _define_flag(name: str, hint: Any, default: Any, help_text: str, fv: flags.FlagValues):
+  """One absl flag for a config field of type `hint`.
+
+  bool, int, float, str, Literal (an enum flag), `tuple[X, ...]` (a comma list,
+  `DEFINE_list`; `config_from_flags` converts its items back to X), or X | None.
+  """
+  hint = _strip_optional(hint)
   if typing.get_origin(hint) is typing.Literal:
     flags.DEFINE_enum(name, default, list(typing.get_args(hint)), help_text, flag_values=fv)
+    return
+  if _list_element(hint) is not None:
+    value = None if default is None else [str(x) for x in default]
+    flags.DEFINE_list(name, value, help_text, flag_values=fv)
     return
   define = {
     bool: flags.DEFINE_bool,
@@ -109,7 +133,8 @@ def define_config_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS
   """Defines one flag per field of a config dataclass, nested configs' fields included.
 
   Each flag is named as its field (nested fields too, without a prefix), takes
-  its type from the annotation (a `Literal` is an enum flag) and its default
+  its type from the annotation (a `Literal` is an enum flag, a `tuple[int, ...]`
+  or `tuple[str, ...]` a comma list) and its default
   from `config`, and its help from the field's line in the class docstring
   (`field_help`). So every default and help text is written once, in the
   config. Read the values back with `config_from_flags`.
@@ -143,16 +168,28 @@ def config_from_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS) 
   tiny config) supplies the defaults that the command line does not change.
 
   Raises:
-    ValueError: from the config's own checks (e.g. "batch_size must be >= 1, got 0").
+    ValueError: from the config's own checks (e.g. "batch_size must be >= 1, got 0"), or a
+      comma list's item that is not of the field's element type.
   """
-  changes = {}
+  changes, hints = {}, typing.get_type_hints(type(config))
   for field in dataclasses.fields(config):
     value = getattr(config, field.name)
     if dataclasses.is_dataclass(value):
       changes[field.name] = config_from_flags(value, flag_values)
     elif flag_values[field.name].present:
-      changes[field.name] = flag_values[field.name].value
+      changes[field.name] = _flag_value(field.name, hints[field.name], flag_values)
   return dataclasses.replace(config, **changes)
+
+
+def _flag_value(name: str, hint: Any, flag_values: flags.FlagValues) -> Any:
+  """A given flag's value as its field's type (a comma list's items converted: "32,256" -> (32, 256))."""
+  value, element = flag_values[name].value, _list_element(hint)
+  if element is None or value is None:
+    return value
+  try:
+    return tuple(element(x) for x in value)
+  except ValueError as e:
+    raise ValueError(f"--{name} must be a list of {element.__name__}, got {value}") from e
 
 
 def define_device_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
