@@ -41,6 +41,7 @@ import numpy as np
 from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio, machine, parallel, perf, train
 from arch2vec_jax import model as model_lib
+from arch2vec_jax.benchmarks import csv_data
 
 __all__ = [
   "PARTS",
@@ -95,7 +96,7 @@ class BenchConfig:
   search_seeds: tuple[int, ...] = (1, 8, 64, 500)
   search_queries: int = 100
   search_max_s: float | None = None
-  search_benchmark: str = "../shared/data/nb201_accuracies.csv"
+  search_benchmark: str = csv_data.SHARED_CSV["nb201"]
   search_embeddings: str = "workdir/nb201/embeddings.npz"
   out: str | None = None
 
