@@ -68,6 +68,8 @@ flags.DEFINE_float(
 flags.DEFINE_string(
   "search_benchmark", "../shared/data/nb201_accuracies.csv", "NB201 table for the search part."
 )
+# The space of the search part's table (--search_benchmark): its cells must be the ones trained on.
+SEARCH_SPACE = "nb201"
 flags.DEFINE_string(
   "search_embeddings",
   "workdir/nb201/embeddings.npz",
@@ -167,13 +169,15 @@ def _search_problem(embeddings, space):
   methods = [m for m in FLAGS.search_methods]
   if os.path.exists(FLAGS.search_embeddings):
     return experiment.load_problem(
-      "nb201", FLAGS.search_benchmark, "cifar10", FLAGS.search_embeddings, methods
+      SEARCH_SPACE, FLAGS.search_benchmark, "cifar10", FLAGS.search_embeddings, methods
     ), os.path.abspath(FLAGS.search_embeddings)
   adj, ops = (np.asarray(x, np.int8) for x in space.cells())
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "embeddings.npz")
     embed_lib.save_embeddings(path, embeddings, embed_lib.cell_ids(space, adj, ops))
-    problem = experiment.load_problem("nb201", FLAGS.search_benchmark, "cifar10", path, methods)
+    problem = experiment.load_problem(
+      SEARCH_SPACE, FLAGS.search_benchmark, "cifar10", path, methods
+    )
   return problem, "this benchmark's model (3 epochs of --cells NB201 cells at batch 32)"
 
 
@@ -183,7 +187,7 @@ def _bo_flops(problem):
   from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
 
   return dngo.flops_per_seed(
-    runner.default_config("bo", "nb201"), problem.env, env_lib.Budget(FLAGS.search_queries)
+    runner.default_config("bo", SEARCH_SPACE), problem.env, env_lib.Budget(FLAGS.search_queries)
   )
 
 
@@ -194,7 +198,7 @@ def bench_search(problem, method, seeds, queries):
 
   run = runner.make_search(
     method,
-    runner.default_config(method, "nb201"),
+    runner.default_config(method, SEARCH_SPACE),
     problem.env,
     env_lib.Budget(queries),
     problem.neighbours,
@@ -330,9 +334,10 @@ def main(argv):
     result["embedding"] = {"cells": len(emb), "seconds": embed_s, "cells_per_s": len(emb) / embed_s}
 
   if "search" in FLAGS.parts:
-    if FLAGS.space != "nb201":
+    if FLAGS.space != SEARCH_SPACE:
       raise app.UsageError(
-        "--parts search needs --space nb201 (the search runs on the NB201 table)"
+        f"--parts search needs --space {SEARCH_SPACE} (the search runs on the "
+        f"{SEARCH_SPACE} table --search_benchmark)"
       )
     if not os.path.exists(FLAGS.search_benchmark):
       print(f"  search: skipped, no table at {FLAGS.search_benchmark}")

@@ -18,6 +18,7 @@ from arch2vec_jax.search import env as env_lib
 
 __all__ = [
   "MERGE_FIELDS",
+  "PAPER",
   "PAPER_NB201",
   "config_dict",
   "format_entry",
@@ -33,6 +34,8 @@ PAPER_NB201 = {
   "re": {"cifar10": 93.92, "cifar100": 71.84, "imagenet16": 45.54},
   "rs": {"cifar10": 93.70, "cifar100": 71.04, "imagenet16": 44.57},
 }
+# The paper's numbers per space: method -> dataset -> %, for the spaces that have them.
+PAPER = {"nb201": PAPER_NB201}
 # What must match for `merge_previous` to add methods to an earlier experiment.
 MERGE_FIELDS = ("space", "dataset", "field", "budget", "seed", "optimum")
 
