@@ -45,6 +45,7 @@ from arch2vec_jax.benchmarks import csv_data
 
 __all__ = [
   "PARTS",
+  "SEARCH_SPACE",
   "BenchConfig",
   "bench_embedding",
   "bench_metrics",
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 PARTS = ("training", "metrics", "embedding", "search")
+# The space of the search part's table (`search_benchmark`): its cells must be the ones trained on.
+SEARCH_SPACE = "nb201"
 Log = Callable[[str], None]
 
 
@@ -109,8 +112,7 @@ class BenchConfig:
     for name in ("cells", "epochs"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-    # The search runs on the NB201 table (a space attribute may later say which spaces have one).
-    if "search" in self.parts and self.space != "nb201":
+    if "search" in self.parts and self.space != SEARCH_SPACE:
       raise ValueError("--parts search needs --space nb201 (the search runs on the NB201 table)")
 
 

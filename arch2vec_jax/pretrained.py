@@ -340,11 +340,8 @@ class Encoder:
       )
     adjacency = np.zeros((len(cells), n, n), np.int8)
     ops = np.zeros((len(cells), n, d), np.int8)
-    convert = {"nb101": self._nb101_cell, "nb201": self._nb201_cell, "darts": self._darts_cell}[
-      self.space
-    ]
-    darts_rows: list[int] = []
-    darts_codes: list[tuple[np.ndarray, np.ndarray]] = []
+    native_rows: list[int] = []
+    parsed: list[Any] = []
     for i, cell in enumerate(cells):
       try:
         if _is_array_pair(cell):
@@ -356,19 +353,12 @@ class Encoder:
             )
           adjacency[i], ops[i] = self._check_values(a, o)
         else:
-          out = convert(cell)
-          if self.space == "darts":
-            darts_rows.append(i)
-            darts_codes.append(out)
-          else:
-            adjacency[i], ops[i] = out
+          parsed.append(self._parse_native(cell))
+          native_rows.append(i)
       except (ValueError, TypeError) as e:
         raise ValueError(f"cell {i}: {e}") from None
-    if darts_rows:
-      from arch2vec_jax.spaces import darts  # pylint: disable=import-outside-toplevel
-
-      op_idx, inputs = (np.stack(x) for x in zip(*darts_codes))
-      adjacency[darts_rows], ops[darts_rows] = darts.genotypes_to_cells(op_idx, inputs)
+    if native_rows:
+      adjacency[native_rows], ops[native_rows] = self.search_space.native.to_cells(parsed)
     return self._check_arrays(adjacency, ops)
 
   @staticmethod
@@ -376,36 +366,20 @@ class Encoder:
     other = _SHAPES.get(tuple(int(s) for s in shape))
     return f" (the shape of a {other} cell: an encoder of another space?)" if other else ""
 
-  def _nb201_cell(self, cell: Any) -> tuple[np.ndarray, np.ndarray]:
-    from arch2vec_jax.spaces import nb201  # pylint: disable=import-outside-toplevel
-
-    if not isinstance(cell, str):
+  def _parse_native(self, cell: Any) -> Any:
+    """One cell in the space's own form (`SearchSpace.native.parse`), TypeError naming the form."""
+    native = self.search_space.native
+    if native is None:
       raise TypeError(
-        f"expected a NAS-Bench-201 arch string or an (adjacency, ops) pair for this nb201 "
-        f"encoder, got {type(cell).__name__} {_short(cell)}"
+        f"the {self.space} space has no cell form of its own: give (adjacency, ops) pairs"
       )
-    return nb201.encode(cell)
-
-  def _nb101_cell(self, cell: Any) -> tuple[np.ndarray, np.ndarray]:
-    from arch2vec_jax.spaces import nb101  # pylint: disable=import-outside-toplevel
-
-    if hasattr(cell, "matrix") and hasattr(cell, "ops"):
-      matrix, labels = cell.matrix, cell.ops
-    elif isinstance(cell, (tuple, list)) and len(cell) == 2 and not isinstance(cell[1], str):
-      matrix, labels = cell
-    else:
+    try:
+      return native.parse(cell)
+    except TypeError:
       raise TypeError(
-        f"expected a NAS-Bench-101 (matrix, ops) spec or an (adjacency, ops) pair for this "
-        f"nb101 encoder, got {type(cell).__name__} {_short(cell)}"
-      )
-    return nb101.encode(np.asarray(matrix), list(labels))
-
-  def _darts_cell(self, cell: Any) -> tuple[np.ndarray, np.ndarray]:
-    from arch2vec_jax.spaces import darts  # pylint: disable=import-outside-toplevel
-
-    if isinstance(cell, str):
-      cell = darts.parse_genotype(cell)
-    return darts.genotype_to_arrays(cell)
+        f"expected {native.form} or an (adjacency, ops) pair for this {self.space} encoder, "
+        f"got {type(cell).__name__} {_short(cell)}"
+      ) from None
 
   def _check_values(self, adjacency: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One cell's arrays: 0/1, strict upper, one-hot or trailing zero rows, no edge at padding."""
@@ -542,24 +516,11 @@ class Encoder:
     """The cells where `strict` in the space's own form (None elsewhere)."""
     out: list = [None] * len(ops)
     rows = np.flatnonzero(strict)
-    if not len(rows):
+    native = self.search_space.native
+    if not len(rows) or native is None:
       return out
-    if self.space == "nb201":
-      from arch2vec_jax.spaces import nb201  # pylint: disable=import-outside-toplevel
-
-      for i, s in zip(rows, nb201.decode_batch(adjacency[rows], ops[rows])):
-        out[i] = s
-    elif self.space == "darts":
-      from arch2vec_jax.spaces import darts  # pylint: disable=import-outside-toplevel
-
-      op_idx, inputs, _ = darts.cells_to_genotypes(adjacency[rows], ops[rows])
-      for j, i in enumerate(rows):
-        out[i] = darts.arrays_to_genotype(op_idx[j], inputs[j])
-    else:
-      from arch2vec_jax.spaces import nb101  # pylint: disable=import-outside-toplevel
-
-      for i in rows:
-        out[i] = nb101.prune(*nb101.decode(adjacency[i], ops[i]))
+    for i, cell in zip(rows, native.from_cells(adjacency[rows], ops[rows])):
+      out[i] = cell
     return out
 
   def nearest(self, z_or_embeddings: Any, pool_embeddings: Any, k: int = 1) -> Nearest:
@@ -848,10 +809,10 @@ def _reference_cells(
   rows: np.ndarray,
   cells: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """(adjacency, ops) of the embeddings.npz rows `rows`: `cells`, NB201 ids or the space's cells."""
+  """(adjacency, ops) of the embeddings.npz rows `rows`: `cells`, the ids (a space whose ids are its cells, NB201) or the space's cells."""
   if cells is not None:
     adjacency, ops = (np.asarray(x)[rows] for x in cells)
-  elif encoder.space == "nb201":
+  elif encoder.search_space.ids_are_cells:
     adjacency, ops = encoder.to_arrays([str(s) for s in ids[rows]])
   else:
     _, adj_all, ops_all = train_lib.load_cells(encoder.config)

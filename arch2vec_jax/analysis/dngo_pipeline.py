@@ -90,12 +90,9 @@ def load_cells(config: DNGOAnalysisConfig) -> dict[str, Any]:
   Raises:
     ValueError: for an unknown space or target, or a target the table does not have.
   """
-  if config.space == "nb201":
-    table = csv_data.read_nb201_csv(config.benchmark, config.dataset)
-  elif config.space == "nb101":
-    table = csv_data.read_nb101_csv(config.benchmark, verify_hash=False, allow_subset=True)
-  else:
+  if config.space not in csv_data.ANALYSIS_SPACES:
     raise ValueError(f"no DNGO protocol for space {config.space!r} (nb101, nb201)")
+  table = csv_data.read_analysis_table(config.benchmark, config.space, config.dataset)
   if config.target not in ("valid", "test"):
     raise ValueError(f"target must be 'valid' or 'test', got {config.target!r}")
   y = np.asarray(table.valid_acc if config.target == "valid" else table.test_acc, np.float64)

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio, machine
+from arch2vec_jax import fileio, machine, spaces
 from arch2vec_jax.analysis import features as features_lib
 from arch2vec_jax.analysis import heldout, plots, predictive, regret, smoothness, supervised, tsne
 from arch2vec_jax.benchmarks import csv_data
@@ -91,10 +91,6 @@ class AnalysisConfig:
   tsne_cells: int = 5000
 
 
-# The datasets analysed by default: NB201's three, the NB101 subset's one.
-_DATASETS = {"nb201": AnalysisConfig.datasets, "nb101": ("cifar10",)}
-
-
 def analysis_config(space: str = "nb201") -> AnalysisConfig:
   """The analysis of a space: `AnalysisConfig`'s defaults with the space's workdir, CSV, datasets, out.
 
@@ -113,7 +109,7 @@ def analysis_config(space: str = "nb201") -> AnalysisConfig:
     space=space,
     workdir=f"workdir/{space}",
     benchmark=csv_data.SHARED_CSV[space],
-    datasets=_DATASETS[space],
+    datasets=spaces.get(space).datasets,
     out=f"results/analysis/{space}",
   )
 
@@ -122,14 +118,9 @@ def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
   """The benchmark table of a dataset, accuracies in percent, and the matched arch2vec embeddings."""
   from arch2vec_jax.search.runner import match_embeddings  # pylint: disable=import-outside-toplevel
 
-  if config.space == "nb201":
-    table = csv_data.read_nb201_csv(config.benchmark, dataset)
-  elif config.space == "nb101":
-    table = csv_data.read_nb101_csv(
-      config.benchmark, verify_hash=False, allow_subset=True
-    )  # nb101_subset.csv
-  else:
+  if config.space not in csv_data.ANALYSIS_SPACES:
     raise ValueError(f"no analysis for space {config.space!r}")
+  table = csv_data.read_analysis_table(config.benchmark, config.space, dataset)
   emb = embed_lib.load_embeddings(os.path.join(config.workdir, "embeddings.npz"))
   arch2vec = match_embeddings(table.ids, emb["ids"], emb["embeddings"])
   keep = np.isfinite(table.valid_acc)
@@ -145,9 +136,8 @@ def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
 
 
 def _codes(config: AnalysisConfig, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-  if config.space == "nb201":
-    return smoothness.nb201_codes(data["ids"]), None
-  return smoothness.nb101_codes(data["adjacency"], data["ops"])
+  """The space's edit-distance codes and groups of the cells (`SearchSpace.edit_codes`)."""
+  return spaces.get(config.space).edit_codes(data["ids"], data["adjacency"], data["ops"])
 
 
 def _analyse_dataset(
@@ -373,6 +363,12 @@ def _tsne_pictures(
   return info
 
 
+def _reported_field(traces: dict[str, dict[str, np.ndarray]]) -> str:
+  """What a search without summary.json reported: 'best_test' where its traces have test accuracies."""
+  has_test = any(np.isfinite(t["best_test"]).any() for t in traces.values())
+  return "best_test" if has_test else "best_valid"
+
+
 def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
   out = {}
   root = (
@@ -387,11 +383,12 @@ def _search_plots(config: AnalysisConfig, log) -> dict[str, Any]:
       log(f"[{dataset}] no search traces in {folder}: regret plots skipped")
       continue
     summary_path = os.path.join(folder, "summary.json")
-    optimum = None
+    summary = {}
     if os.path.exists(summary_path):
       with open(summary_path, encoding="utf-8") as f:
-        optimum = json.load(f).get("optimum")
-    field = "best_test" if config.space == "nb201" else "best_valid"
+        summary = json.load(f)
+    optimum = summary.get("optimum")
+    field = summary.get("field") or _reported_field(traces)
     if optimum is None:  # the best value any run reached: a lower bound of the optimum
       optimum = max(
         float(np.nanmax(np.where(t["mask"], t[field], np.nan))) for t in traces.values()

@@ -1,6 +1,7 @@
 """Smoothness of an embedding: latent L2 distance against graph edit distance, and nearest-neighbour accuracy gaps.
 
-Edit distance on integer cell codes (a Hamming distance):
+Edit distance on integer cell codes (a Hamming distance; each space's
+`SearchSpace.edit_codes`, which the pipeline uses):
   NB201: the 6 edge operations of the arch string (`nb201_codes`); the edit
     distance of two cells is the number of edges whose operation differs (0..6).
   NB101: the flattened strict-upper adjacency and the node operations of cells
@@ -35,12 +36,13 @@ __all__ = [
 
 
 def nb201_codes(arch_strings) -> np.ndarray:
-  """int32 [N, 6]: the index in `nb201.EDGE_OPS` of each edge's operation (arch-string order)."""
-  from arch2vec_jax.spaces import nb201  # pylint: disable=import-outside-toplevel
+  """int32 [N, 6]: the index in `nb201.EDGE_OPS` of each edge's operation (arch-string order).
 
-  return np.asarray(
-    [[nb201.EDGE_OPS.index(op) for op in nb201.parse_arch(a)] for a in arch_strings], np.int32
-  )
+  `spaces.nb201_tables.edge_op_codes`.
+  """
+  from arch2vec_jax.spaces import nb201_tables  # pylint: disable=import-outside-toplevel
+
+  return nb201_tables.edge_op_codes(arch_strings)
 
 
 def nb201_edit_distance(a: str, b: str) -> int:
@@ -50,18 +52,14 @@ def nb201_edit_distance(a: str, b: str) -> int:
 
 
 def nb101_codes(adjacency: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(codes int32 [N, n(n-1)/2 + n], group int32 [N]) of NB101 cells.
+  """(codes int32 [N, n(n-1)/2 + n], group int32 [N]) of NB101 cells (`nb101_tables.edit_codes`).
 
   codes: the strict-upper adjacency entries then the op index per node (-1 on
   padding rows); group: the number of real nodes (only same-size cells are compared).
   """
-  adjacency, ops = np.asarray(adjacency), np.asarray(ops)
-  n = ops.shape[1]
-  iu = np.triu_indices(n, 1)
-  real = ops.any(-1)
-  op_idx = np.where(real, ops.argmax(-1), -1)
-  codes = np.concatenate([adjacency[:, iu[0], iu[1]], op_idx], axis=1).astype(np.int32)
-  return codes, real.sum(-1).astype(np.int32)
+  from arch2vec_jax.spaces import nb101_tables  # pylint: disable=import-outside-toplevel
+
+  return nb101_tables.edit_codes(None, adjacency, ops)
 
 
 @functools.partial(jax.jit, static_argnames=("max_edit", "chunk"))

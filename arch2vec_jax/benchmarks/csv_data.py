@@ -24,10 +24,12 @@ from arch2vec_jax.benchmarks import tfrecord
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
 
 __all__ = [
+  "ANALYSIS_SPACES",
   "NB201_CSV_DATASETS",
   "SHARED_CSV",
   "csv_kind",
   "nb201_csv_prefix",
+  "read_analysis_table",
   "read_nb101_csv",
   "read_nb201_csv",
 ]
@@ -272,3 +274,31 @@ def read_nb101_csv(
       "hash_verified": bool(verify_hash),
     },
   )
+
+
+# How the analyses read each space's shared CSV: NB201 one dataset's table (all 15,625
+# cells); NB101 the 30,001-cell subset as shipped (its hashes not checked again).
+_ANALYSIS_READERS: dict[str, Callable[[str | os.PathLike, str], BenchmarkTable]] = {
+  "nb201": lambda path, dataset: read_nb201_csv(path, dataset),
+  "nb101": lambda path, dataset: read_nb101_csv(path, verify_hash=False, allow_subset=True),
+}
+# The spaces whose shared CSV `read_analysis_table` reads.
+ANALYSIS_SPACES: tuple[str, ...] = tuple(_ANALYSIS_READERS)
+
+
+def read_analysis_table(
+  path: str | os.PathLike, space: str, dataset: str = "cifar10"
+) -> BenchmarkTable:
+  """The table of a space's shared CSV as the analyses read it.
+
+  Args:
+    path: the CSV (`nb201_accuracies.csv`, `nb101_subset.csv` or a head of it).
+    space: one of `ANALYSIS_SPACES`.
+    dataset: NB201: 'cifar10', 'cifar100' or 'imagenet16'; NB101: unused (CIFAR-10).
+
+  Raises:
+    ValueError: for another space, or from the reader (naming the file).
+  """
+  if space not in _ANALYSIS_READERS:
+    raise ValueError(f"no shared CSV reader for space {space!r} ({', '.join(ANALYSIS_SPACES)})")
+  return _ANALYSIS_READERS[space](path, dataset)

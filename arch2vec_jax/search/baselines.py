@@ -14,12 +14,16 @@ tournament 10 (the NAS-Bench-101 notebook's `run_evolution_search`). With the
 
 A mutation moves to a neighbour in a precomputed table [N, K] (-1 padded):
 
-- NB201 (`nb201_neighbours`): the 24 cells that differ in exactly one of the 6
-  edge ops (the NB201 script's `mutate_arch`: a random edge, a different op).
-- NB101 (`nb101_neighbours`): the cells of the table one mutation away: one
-  edge of the stored V-node matrix flipped (upper triangle) or one inner op
-  changed to another, the result valid and its NAS-Bench-101 hash in the table
-  (the parent's own hash excluded; duplicates merged).
+- NB201: the 24 cells that differ in exactly one of the 6 edge ops (the NB201
+  script's `mutate_arch`: a random edge, a different op).
+- NB101: the cells of the table one mutation away: one edge of the stored
+  V-node matrix flipped (upper triangle) or one inner op changed to another, the
+  result valid and its NAS-Bench-101 hash in the table (the parent's own hash
+  excluded; duplicates merged).
+
+Each space computes its own (`SearchSpace.neighbours`: `spaces.nb201_tables` /
+`spaces.nb101_tables.mutation_neighbours`); `neighbour_table(table)` asks the
+table's space, `nb201_neighbours` / `nb101_neighbours` are the old names.
 
 Never re-query (the reference scripts may draw a cell again and pay for it):
 the child is drawn uniformly among the parent's unvisited neighbours. Fallback
@@ -42,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from arch2vec_jax import spaces
 from arch2vec_jax.search import ask_tell
 from arch2vec_jax.search import env as env_lib
 
@@ -77,8 +82,12 @@ class REConfig:
       raise ValueError(f"need 1 <= sample_size <= population_size, got {self}")
 
 
-# Per-space defaults (module doc).
-RE_DEFAULTS = {"nb201": REConfig(10, 3), "nb101": REConfig(50, 10)}
+# Per-space defaults (module doc), from the spaces' `search_defaults`.
+RE_DEFAULTS = {
+  name: REConfig(**spaces.get(name).search_defaults["re"])
+  for name in spaces.NAMES
+  if "re" in spaces.get(name).search_defaults
+}
 
 
 # Jitted once: run op by op (an eager ask), `random_unvisited`'s `while_loop` would be traced
@@ -289,92 +298,36 @@ def make_regularized_evolution(
   return run
 
 
-def _pad_lists(lists: list[np.ndarray]) -> np.ndarray:
-  width = max([len(x) for x in lists] + [1])
-  out = np.full((len(lists), width), -1, np.int32)
-  for i, x in enumerate(lists):
-    out[i, : len(x)] = x
-  return out
-
-
 def nb201_neighbours(ids) -> np.ndarray:
-  """NB201 mutation neighbours: cells differing in exactly one of the 6 edge ops.
+  """NB201 mutation neighbours of arch strings `ids` [N]: int32 [N, 24], -1 outside `ids`.
 
-  Args:
-    ids: [N] NB201 arch strings (the table's cells, any order / subset).
-
-  Returns:
-    int32 [N, 24]: row indices into `ids`, -1 where the neighbour is not in the table.
+  `spaces.nb201_tables.mutation_neighbours`.
   """
-  from arch2vec_jax.spaces import nb201
+  from arch2vec_jax.spaces import nb201_tables  # pylint: disable=import-outside-toplevel
 
-  n_ops, n_edges = len(nb201.EDGE_OPS), nb201.NUM_EDGES
-  op_index = {op: i for i, op in enumerate(nb201.EDGE_OPS)}
-  codes = np.array(
-    [[op_index[op] for op in nb201.parse_arch(str(s))] for s in ids], np.int64
-  )  # [N, 6]
-  weights = n_ops ** np.arange(n_edges - 1, -1, -1)
-  number = codes @ weights
-  lookup = np.full(n_ops**n_edges, -1, np.int64)
-  lookup[number] = np.arange(len(ids))
-  out = []
-  for e in range(n_edges):
-    for delta in range(1, n_ops):
-      new_op = (codes[:, e] + delta) % n_ops
-      out.append(lookup[number + (new_op - codes[:, e]) * weights[e]])
-  return np.stack(out, axis=1).astype(np.int32)
+  return nb201_tables.mutation_neighbours(ids)
 
 
 def nb101_neighbours(adjacency: np.ndarray, ops: np.ndarray, ids) -> np.ndarray:
-  """NB101 mutation neighbours within a table (see module doc).
+  """NB101 mutation neighbours within a table: int32 [N, K], -1 padded.
 
-  Args:
-    adjacency: int8 [N, 7, 7], the table's cells (arch2vec encoding, padding last).
-    ops: int8 [N, 7, 5] one-hot over `nb101.OPS`.
-    ids: [N] their NAS-Bench-101 hashes.
-
-  Returns:
-    int32 [N, K], -1 padded (K the largest neighbour count; 0 neighbours is possible).
+  `spaces.nb101_tables.mutation_neighbours(ids, adjacency, ops)`.
   """
-  from arch2vec_jax.spaces import nb101
+  from arch2vec_jax.spaces import nb101_tables  # pylint: disable=import-outside-toplevel
 
-  adjacency = np.asarray(adjacency, np.int8)
-  ops = np.asarray(ops, np.int8)
-  ids = np.asarray(ids).astype(str)
-  n, v_max = adjacency.shape[:2]
-  num_nodes = ops.sum(axis=2).astype(bool).sum(axis=1)  # V per cell
-  lookup = {h: i for i, h in enumerate(ids)}
-  parents, mut_adj, mut_ops = [], [], []
-  iu, ju = np.triu_indices(v_max, k=1)
-  for i_, j_ in zip(iu, ju):  # edge flips inside the stored V-node matrix
-    sel = np.flatnonzero(j_ < num_nodes)
-    a = adjacency[sel].copy()
-    a[:, i_, j_] = 1 - a[:, i_, j_]
-    parents.append(sel), mut_adj.append(a), mut_ops.append(ops[sel])
-  inner = [nb101.OPS.index(op) for op in nb101.LABEL_OPS]
-  for node in range(1, v_max - 1):  # op changes of inner nodes
-    sel_node = np.flatnonzero(node < num_nodes - 1)
-    cur = ops[sel_node, node].argmax(axis=1)
-    for new in inner:
-      sel = sel_node[cur != new]
-      o = ops[sel].copy()
-      o[:, node, :] = 0
-      o[:, node, new] = 1
-      parents.append(sel), mut_adj.append(adjacency[sel]), mut_ops.append(o)
-  parents = np.concatenate(parents)
-  hashes = nb101.hash_batch(np.concatenate(mut_adj), np.concatenate(mut_ops))
-  found = np.array([lookup.get(h, -1) for h in hashes], np.int64)
-  keep = (found >= 0) & (found != parents)
-  lists: list[set] = [set() for _ in range(n)]
-  for p, c in zip(parents[keep], found[keep]):
-    lists[p].add(int(c))
-  return _pad_lists([np.array(sorted(s), np.int32) for s in lists])
+  return nb101_tables.mutation_neighbours(ids, adjacency, ops)
 
 
 def neighbour_table(table) -> np.ndarray:
-  """The mutation neighbours of a `BenchmarkTable` ('nb201' or 'nb101')."""
-  if table.space == "nb201":
-    return nb201_neighbours(table.ids)
-  if table.space == "nb101":
-    return nb101_neighbours(table.adjacency, table.ops, table.ids)
-  raise ValueError(f"no mutation neighbours for space {table.space!r}")
+  """The mutation neighbours of a `BenchmarkTable` (`SearchSpace.neighbours` of its space).
+
+  Returns:
+    int32 [N, K], row indices into the table, -1 padded.
+
+  Raises:
+    ValueError: for a space without mutation neighbours.
+  """
+  space = spaces.get(table.space) if table.space in spaces.NAMES else None
+  if space is None or space.neighbours is None:
+    raise ValueError(f"no mutation neighbours for space {table.space!r}")
+  return space.neighbours(table.ids, table.adjacency, table.ops)

@@ -45,7 +45,7 @@ from arch2vec_jax.search.problem import (
   make_budget,
   parse_methods,
 )
-from arch2vec_jax.search.report import PAPER_NB201, format_summary
+from arch2vec_jax.search.report import PAPER, PAPER_NB201, format_summary
 from arch2vec_jax.search.timed import compile_seeds, timed_run_seeds
 from arch2vec_jax.search.trace_io import load_trace, save_trace
 from arch2vec_jax.search.trace_plots import plot_curves
@@ -54,6 +54,7 @@ from arch2vec_jax.search.trace_stats import cost_points, curve, query_points
 __all__ = [
   "DATASETS",
   "NEEDS_EMBEDDINGS",
+  "PAPER",
   "PAPER_NB201",
   "SPACES",
   "SearchProblem",
@@ -142,9 +143,10 @@ def run_experiment(
     for m in report.merge_previous(summary, old, methods, where=old_path):
       trace, _ = load_trace(os.path.join(workdir, "traces", f"{m}.npz"))
       curves[m] = curve(trace, problem.field, x=x_kind, optimum=problem.optimum, scale=scale)
-  if problem.space == "nb201":
+  paper = PAPER.get(problem.space, {})
+  if paper:
     summary.setdefault("paper", {}).update(
-      {m: PAPER_NB201[m][problem.dataset] for m in methods if m in PAPER_NB201}
+      {m: paper[m][problem.dataset] for m in methods if m in paper}
     )
   for m in methods:
     config = (configs or {}).get(m, runner.default_config(m, problem.space))
@@ -206,9 +208,12 @@ def _make_run(
     from arch2vec_jax import pretrained  # pylint: disable=import-outside-toplevel
     from arch2vec_jax.search import gd  # pylint: disable=import-outside-toplevel
 
-    if problem.space != "nb201":
-      raise ValueError("gd mapping='decoder' is implemented for nb201 tables only")
-    decoder = gd.nb201_decoder(pretrained.load(config.decoder), problem.table.ids)
+    if not gd.has_table_decoder(problem.space):
+      raise ValueError(
+        f"gd mapping='decoder' needs a space whose decoded cells map to table rows "
+        f"(`SearchSpace.table_rows`, e.g. nb201); {problem.space} has none"
+      )
+    decoder = gd.table_decoder(pretrained.load(config.decoder), problem.table.ids)
   graphs = None
   if method in (
     "sbo",

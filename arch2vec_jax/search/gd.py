@@ -64,11 +64,13 @@ __all__ = [
   "bo_config",
   "fit_ensemble",
   "gd_search",
+  "has_table_decoder",
   "make_gd",
   "map_point",
   "nb201_decoder",
   "predict_ensemble",
   "run_with_stats",
+  "table_decoder",
 ]
 
 SURROGATES = ("dngo", "blr")
@@ -349,7 +351,7 @@ def gd_search(
     config: the settings.
     budget: the search's budget: its `max_queries` sizes the data buffer.
     batch_size: cells per `ask` (default `config.top_k`).
-    decoder: needed for `mapping='decoder'` (`nb201_decoder`).
+    decoder: needed for `mapping='decoder'` (`table_decoder`).
 
   Returns:
     The method: `init(key, problem)`, `ask(state)` (random cells while fewer
@@ -360,7 +362,7 @@ def gd_search(
   if config.num_starts < k:
     raise ValueError(f"num_starts ({config.num_starts}) must be >= the batch size {k}")
   if config.mapping == "decoder" and decoder is None:
-    raise ValueError("mapping='decoder' needs a TableDecoder (gd.nb201_decoder)")
+    raise ValueError("mapping='decoder' needs a TableDecoder (gd.table_decoder)")
   if config.mapping == "nearest":
     decoder = None
   rows = max(int(budget.max_queries), 1)
@@ -547,28 +549,47 @@ def run_with_stats(
   return run
 
 
-def nb201_decoder(encoder: Any, table_ids: Any, chunk: int = 1024) -> TableDecoder:
-  """The NB201 table decoder (mapping (b)) of a pre-trained encoder over a table's cells.
+def has_table_decoder(space: str) -> bool:
+  """Whether `table_decoder` works for a space (its `SearchSpace.table_rows` and ids-are-cells)."""
+  from arch2vec_jax import spaces  # pylint: disable=import-outside-toplevel
+
+  if space not in spaces.NAMES:
+    return False
+  space_obj = spaces.get(space)
+  return space_obj.table_rows is not None and space_obj.ids_are_cells
+
+
+def table_decoder(encoder: Any, table_ids: Any, chunk: int = 1024) -> TableDecoder:
+  """The table decoder (mapping (b)) of a pre-trained encoder over a table's cells.
 
   Args:
-    encoder: a `pretrained.Encoder` of space 'nb201' (e.g. `pretrained.load('nb201')`).
-    table_ids: N arch strings, the table's cells in table order.
+    encoder: a `pretrained.Encoder` of a space whose ids are its cells and whose
+      decoded cells map to table rows (`has_table_decoder`: NB201, e.g.
+      `pretrained.load('nb201')`).
+    table_ids: N ids (NB201 arch strings), the table's cells in table order.
     chunk: cells per encoder call for the node latents.
 
   Returns:
-    The decoder: node latents [N, 8, L] (the encoder's mu, eval mode) and
-    `decode(z [8, L])`, the table row of the decoded cell when its adjacency is
-    NB201's fixed one and its ops are input, six edge ops, output; else -1.
+    The decoder: node latents [N, n, L] (the encoder's mu, eval mode) and
+    `decode(z [n, L])`, the table row of the decoded cell (`SearchSpace.table_rows`:
+    NB201, when its adjacency is the fixed one and its ops are input, six edge
+    ops, output); else -1.
+
+  Raises:
+    ValueError: for an encoder of a space without table rows (`has_table_decoder`).
   """
   from arch2vec_jax import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
   from arch2vec_jax import model as model_lib  # pylint: disable=import-outside-toplevel
-  from arch2vec_jax.spaces import nb201  # pylint: disable=import-outside-toplevel
 
-  if encoder.space != "nb201":
-    raise ValueError(f"nb201_decoder needs an nb201 encoder, got {encoder.space!r}")
+  if not has_table_decoder(encoder.space):
+    raise ValueError(
+      "the table decoder needs an encoder of a space whose ids are its cells and whose "
+      f"decoded cells map to table rows (nb201), got {encoder.space!r}"
+    )
+  space = encoder.search_space
   ids = [str(s) for s in table_ids]
-  adj, ops = nb201.encode_batch(ids)
-  n_node = np.full(len(ids), nb201.NUM_NODES, np.int32)
+  adj, ops = space.native.encode(ids)
+  n_node = np.asarray(model_lib.count_nodes(ops), np.int32)
   module, variables = encoder.module, encoder.variables
 
   @jax.jit
@@ -584,27 +605,14 @@ def nb201_decoder(encoder: Any, table_ids: Any, chunk: int = 1024) -> TableDecod
       a, o, nn = (np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for v in (a, o, nn))
     parts.append(np.asarray(node_mu(a, o, nn))[: chunk - pad])
   latents = np.concatenate(parts).astype(np.float32)
-  # Product-order code of each cell's six edge ops (base 5) -> its table row.
-  edge_ops = {op: i for i, op in enumerate(nb201.EDGE_OPS)}
-  codes = np.array(
-    [sum(edge_ops[op] * 5 ** (5 - e) for e, op in enumerate(nb201.parse_arch(s))) for s in ids]
-  )
-  lookup = np.full(len(nb201.EDGE_OPS) ** nb201.NUM_EDGES, -1, np.int32)
-  lookup[codes] = np.arange(len(ids), dtype=np.int32)
-  onehot_to_edge = np.full(len(nb201.OPS), -1, np.int32)
-  for i, op in enumerate(nb201.EDGE_OPS):
-    onehot_to_edge[nb201.OPS.index(op)] = i
-  fixed = jnp.asarray(nb201.ADJACENCY, jnp.int8)
-  lookup_d, o2e = jnp.asarray(lookup), jnp.asarray(onehot_to_edge)
-  inp, out = nb201.OPS.index("input"), nb201.OPS.index("output")
-  weights = jnp.asarray(5 ** np.arange(5, -1, -1), jnp.int32)
+  row = space.table_rows(ids)
 
   def decode(z: jax.Array) -> jax.Array:
     a, o = metrics_lib.decode_latents(module, variables, z[None])
-    labels = jnp.argmax(o[0], axis=-1)
-    edges = o2e[labels[1:-1]]
-    ok = jnp.all(a[0] == fixed) & (labels[0] == inp) & (labels[-1] == out) & jnp.all(edges >= 0)
-    row = lookup_d[jnp.sum(jnp.maximum(edges, 0) * weights)]
-    return jnp.where(ok, row, -1)
+    return row(a[0], o[0])
 
   return TableDecoder(jnp.asarray(latents), decode)
+
+
+# The NB201 name of `table_decoder` (NB201 is the space it serves).
+nb201_decoder = table_decoder

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import pretrained
+from arch2vec_jax import pretrained, spaces
 from arch2vec_jax.benchmarks import loader
 from arch2vec_jax.benchmarks.table import BenchmarkTable
 from arch2vec_jax.search import baselines, runner
@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 SPACES = ("nb201", "nb101")
-# Datasets per space (NB201: the paper protocol of `benchmarks.loader`).
-DATASETS = {"nb201": ("cifar10", "cifar100", "imagenet16"), "nb101": ("cifar10",)}
+# Datasets per space (`SearchSpace.datasets`; NB201: the paper protocol of `benchmarks.loader`).
+DATASETS = {name: spaces.get(name).datasets for name in SPACES}
 # Methods that search in the embedding space.
 NEEDS_EMBEDDINGS = ("rl", "bo", "gd")
 # The paper's NB201 test accuracies (%, mean over 500 seeds), Yan et al. 2020, Table 4.
@@ -256,7 +256,7 @@ def load_problem(
     table = loader.load_table(
       benchmark,
       space=space,
-      dataset=dataset if space == "nb201" else None,
+      dataset=dataset,
       allow_subset=True,
       **options,
     )
@@ -264,7 +264,9 @@ def load_problem(
   if table.space != space:
     raise ValueError(f"{source}: a {table.space} table, but space={space!r}")
   table_ds = table.meta.get("dataset")
-  if space == "nb201" and table_ds is not None and check_dataset(space, table_ds) != dataset:
+  # Where the space has a table per dataset, the table must be that dataset's.
+  several = len(DATASETS[space]) > 1
+  if several and table_ds is not None and check_dataset(space, table_ds) != dataset:
     raise ValueError(f"{source}: a table of dataset {table_ds!r}, but dataset={dataset!r}")
   emb = _load_embeddings(embeddings, table, methods, per_node)
   if cost_per_query is not None:

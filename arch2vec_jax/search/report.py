@@ -19,6 +19,7 @@ from arch2vec_jax.search import env as env_lib
 __all__ = [
   "EMBEDDING_KEYS",
   "MERGE_FIELDS",
+  "PAPER",
   "PAPER_NB201",
   "config_dict",
   "format_entry",
@@ -36,6 +37,8 @@ PAPER_NB201 = {
 }
 # The problem's record of the embeddings the latent-space methods searched (`problem.load_problem`).
 EMBEDDING_KEYS = ("embeddings", "embeddings_sha256", "embedding_rows_sha256", "embedding_features")
+# The paper's numbers per space: method -> dataset -> %, for the spaces that have them.
+PAPER = {"nb201": PAPER_NB201}
 # What must match for `merge_previous` to add methods to an earlier experiment.
 MERGE_FIELDS = ("space", "dataset", "field", "budget", "seed", "optimum")
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from arch2vec_jax import parallel
+from arch2vec_jax import parallel, spaces
 from arch2vec_jax.search import ask_tell, baselines, dngo, gd, reinforce
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.trace_stats import summarize, value_at_cost, value_at_queries
@@ -50,32 +50,35 @@ METHODS = ("rl", "bo", "rs", "re", "gd", "sbo", "srl")
 
 
 def default_config(method: str, space: str) -> Any:
-  """The paper's / benchmarks' defaults of a method for a space ('nb201' or 'nb101')."""
-  if space not in ("nb201", "nb101"):
+  """The paper's / benchmarks' defaults of a method for a space ('nb201' or 'nb101').
+
+  The space's `SearchSpace.search_defaults` say what differs from each config's
+  defaults; the supervised variants take BO's top_k ('sbo') and RL's config ('srl').
+
+  Raises:
+    ValueError: for a space without search defaults (e.g. 'darts'), or an unknown method.
+  """
+  overrides = spaces.get(space).search_defaults if space in spaces.NAMES else {}
+  if not overrides:
     raise ValueError(f"no search defaults for space {space!r}")
-  nb101 = space == "nb101"
   if method == "rl":
-    return reinforce.ReinforceConfig(baseline=0.95 if nb101 else 0.4)
+    return reinforce.ReinforceConfig(**overrides["rl"])
   if method == "bo":
-    return dngo.BOConfig(top_k=5 if nb101 else 1, target=0.95 if nb101 else 1.0)
+    return dngo.BOConfig(**overrides["bo"])
   if method == "re":
-    return baselines.RE_DEFAULTS[space]
+    return baselines.REConfig(**overrides["re"])
   if method == "rs":
     return None
   if method == "sbo":  # supervised-BO: BO's top-k
     from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
 
-    return supervised.SupervisedBOConfig(top_k=5 if nb101 else 1)
+    return supervised.SupervisedBOConfig(top_k=overrides["bo"]["top_k"])
   if method == "srl":  # supervised-RL: RL's baseline
     from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
 
-    return supervised.SupervisedRLConfig(
-      policy=reinforce.ReinforceConfig(baseline=0.95 if nb101 else 0.4)
-    )
-  if (
-    method == "gd"
-  ):  # NB101: BO's 5 cells per round (the runs there are ~400 queries), else the NB201 sweep's
-    return gd.GDConfig(top_k=5 if nb101 else gd.GDConfig.top_k)
+    return supervised.SupervisedRLConfig(policy=reinforce.ReinforceConfig(**overrides["rl"]))
+  if method == "gd":
+    return gd.GDConfig(**overrides["gd"])
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 

@@ -12,11 +12,38 @@ batches have static shapes for `jit`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["SearchSpace"]
+__all__ = ["NativeCells", "SearchSpace"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeCells:
+  """A space's own way to write one cell (NB101 spec, NB201 arch string, DARTS genotype).
+
+  Attributes:
+    form: what that form is, for messages (e.g. 'a NAS-Bench-201 arch string').
+    parse: `parse(cell) -> parsed`, one cell in that form checked and read;
+      TypeError for an object that is not of the form, ValueError (naming the
+      fault) for a malformed one.
+    to_cells: `to_cells(parsed) -> (adjacency int8 [N, n, n], ops int8 [N, n, d])`
+      of a non-empty list of N `parse` results (vectorised where the space can).
+    from_cells: `from_cells(adjacency [N, n, n], ops [N, n, d]) -> list` of N
+      cells in the form; defined for strictly valid cells (`is_valid(strict=True)`
+      where the space has it).
+  """
+
+  form: str
+  parse: Callable[[Any], Any]
+  to_cells: Callable[[list], tuple[np.ndarray, np.ndarray]]
+  from_cells: Callable[[np.ndarray, np.ndarray], list]
+
+  def encode(self, cells: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(adjacency int8 [N, n, n], ops int8 [N, n, d]) of N >= 1 cells in the form."""
+    return self.to_cells([self.parse(c) for c in cells])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +67,29 @@ class SearchSpace:
       space does not break validity down).
     sampled: True: `cells(num_cells=, seed=)` samples the cells (DARTS); False:
       `cells()` lists the whole space in a fixed order (NB101, NB201).
+    native: how one cell is written in the space's own form (`NativeCells`), None
+      where it has none.
+    ids_are_cells: True where the identifiers of valid cells (`hash`) are the
+      cells in that form (NB201 arch strings): `native.encode(ids)` gives the
+      cells of a table back from its ids alone.
+    datasets: the datasets of the space's benchmark tables, the default first
+      (NB201 'cifar10', 'cifar100', 'imagenet16'; NB101 'cifar10'); () for a space
+      without tables (DARTS).
+    search_defaults: method -> {config field: value}, what the space's searches
+      change in a method's defaults (`search.runner.default_config` builds the
+      configs from it; the supervised variants take BO's top_k and RL's config);
+      {} for a space that is not searched (DARTS).
+    neighbours: optional `neighbours(ids [N], adjacency [N,n,n], ops [N,n,d]) ->
+      int32 [N, K]`, each table cell's mutation neighbours as row indices into the
+      table, -1 padded (regularized evolution's moves); None: no mutation.
+    edit_codes: optional `edit_codes(ids [N], adjacency, ops) -> (codes int32 [N, C],
+      group int32 [N] or None)`: integer codes whose Hamming distance is the edit
+      distance of two cells of the same group (None: all one group), for the
+      smoothness analysis.
+    table_rows: optional `table_rows(ids [N]) -> row`, `row(adjacency [n, n],
+      ops [n, d]) -> int32 []` a jittable (jax) map of one decoded cell to its
+      row among `ids`, -1 when it is none of them (the gradient search's decoder
+      mapping); None: not available.
   """
 
   name: str
@@ -50,6 +100,15 @@ class SearchSpace:
   hash: Callable[[np.ndarray, np.ndarray], np.ndarray]
   validity_parts: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None
   sampled: bool = False
+  native: NativeCells | None = None
+  ids_are_cells: bool = False
+  datasets: tuple[str, ...] = ()
+  search_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(
+    default_factory=dict, hash=False
+  )
+  neighbours: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+  edit_codes: Callable[..., tuple[np.ndarray, np.ndarray | None]] | None = None
+  table_rows: Callable[[Sequence[str]], Callable[..., Any]] | None = None
 
   def pretraining_cells(
     self, num_cells: int | None = None, seed: int = 0

@@ -32,9 +32,10 @@ import numpy as np
 
 from arch2vec_jax import fileio
 from arch2vec_jax.spaces import darts_flops, graph_hash
-from arch2vec_jax.spaces.base import SearchSpace
+from arch2vec_jax.spaces.base import NativeCells, SearchSpace
 
 __all__ = [
+  "CELL_FORM",
   "DARTS_V2",
   "MAX_MADDS",
   "NUM_BLOCKS",
@@ -528,6 +529,28 @@ def cells(
   return adj, ops
 
 
+CELL_FORM = "a DARTS genotype (8 (op, input) pairs, an object with .normal, or its text)"
+
+
+def _parse_cell(cell: Any) -> tuple[np.ndarray, np.ndarray]:
+  """`NativeCells.parse`: (op_idx int8 [8], inputs int8 [8]) of a genotype or its text."""
+  if isinstance(cell, str):
+    cell = parse_genotype(cell)
+  return genotype_to_arrays(cell)
+
+
+def _genotype_arrays_to_cells(parsed: list) -> tuple[np.ndarray, np.ndarray]:
+  """`NativeCells.to_cells`: `genotypes_to_cells` of the stacked genotype arrays."""
+  op_idx, inputs = (np.stack(x) for x in zip(*parsed))
+  return genotypes_to_cells(op_idx, inputs)
+
+
+def _cells_to_genotype_list(adjacency: np.ndarray, ops: np.ndarray) -> list:
+  """`NativeCells.from_cells`: the genotypes of valid cells."""
+  op_idx, inputs, _ = cells_to_genotypes(adjacency, ops)
+  return [arrays_to_genotype(op_idx[j], inputs[j]) for j in range(len(op_idx))]
+
+
 SPACE = SearchSpace(
   name="darts",
   num_nodes=NUM_NODES,
@@ -537,4 +560,5 @@ SPACE = SearchSpace(
   hash=hash_batch,
   validity_parts=validity_parts,
   sampled=True,
+  native=NativeCells(CELL_FORM, _parse_cell, _genotype_arrays_to_cells, _cells_to_genotype_list),
 )

@@ -25,6 +25,7 @@ import numpy as np
 
 from arch2vec_jax import fileio
 from arch2vec_jax.spaces import graph_hash as graph_hash_lib
+from arch2vec_jax.spaces import nb101_tables
 from arch2vec_jax.spaces.base import SearchSpace
 
 __all__ = [
@@ -738,4 +739,9 @@ SPACE = SearchSpace(
   cells=space_cells,
   is_valid=is_valid_batch,
   hash=hash_batch,
+  native=nb101_tables.NATIVE,
+  datasets=nb101_tables.DATASETS,
+  search_defaults=nb101_tables.SEARCH_DEFAULTS,
+  neighbours=nb101_tables.mutation_neighbours,
+  edit_codes=nb101_tables.edit_codes,
 )

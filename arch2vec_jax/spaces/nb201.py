@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from arch2vec_jax.spaces import nb201_tables
 from arch2vec_jax.spaces.base import SearchSpace
 
 __all__ = [
@@ -483,4 +484,11 @@ SPACE = SearchSpace(
   cells=_cells,
   is_valid=is_valid_batch,
   hash=hash_batch,
+  native=nb201_tables.NATIVE,
+  ids_are_cells=True,
+  datasets=nb201_tables.DATASETS,
+  search_defaults=nb201_tables.SEARCH_DEFAULTS,
+  neighbours=nb201_tables.mutation_neighbours,
+  edit_codes=nb201_tables.edit_codes,
+  table_rows=nb201_tables.table_rows,
 )
