@@ -34,6 +34,11 @@ flags.DEFINE_string("run_b", None, "Experiment folder b (e.g. the defaults); nee
 flags.DEFINE_string("compare_out", None, "Output JSON (a .md table is written beside it); needed.")
 flags.DEFINE_list("compare_queries", ["50", "100"], "Query budgets to compare.")
 flags.DEFINE_list(
+  "compare_times",
+  [],
+  "Simulated-time budgets (s) to compare as well (time-budget experiments, e.g. 1000000 on NB101).",
+)
+flags.DEFINE_list(
   "pairs",
   [],
   "Method pairs a_method:b_method to compare (default: every method in both folders, by name).",
@@ -64,13 +69,15 @@ def _repeats(trace) -> dict:
   }
 
 
-def compare(a: str, b: str, queries=(50, 100), pairs=None) -> dict:
+def compare(a: str, b: str, queries=(50, 100), pairs=None, times=()) -> dict:
   """The comparison of folders a and b (module doc).
 
   Args:
     a, b: experiment folders of launch/search.py (same field and dataset).
     queries: the budgets compared; each at most both experiments' query budget.
     pairs: (method of a, method of b) pairs; None: the methods both folders ran.
+    times: simulated-time budgets (s) also compared (key '<t> s'), each at most
+      both experiments' time budget.
 
   Returns:
     {'a', 'b', 'field', 'commands', 'methods': {name: {'config_a', 'config_b', 'at':
@@ -90,6 +97,10 @@ def compare(a: str, b: str, queries=(50, 100), pairs=None) -> dict:
     raise ValueError(
       f"queries {short} exceed an experiment's budget ({sa['budget']}, {sb['budget']})"
     )
+  limits = [s["budget"]["time_s"] for s in (sa, sb)]
+  long = [t for t in times if None in limits or t > min(limits)]
+  if long:
+    raise ValueError(f"times {long} exceed an experiment's time budget ({limits[0]}, {limits[1]})")
   if pairs is None:
     pairs = [(m, m) for m in sorted(set(sa["methods"]) & set(sb["methods"]))]
   for ma, mb in pairs:
@@ -113,10 +124,11 @@ def compare(a: str, b: str, queries=(50, 100), pairs=None) -> dict:
       "at": {},
     }
     n = min(len(ta.cell), len(tb.cell))
-    for q in queries:
-      va = 100.0 * runner.value_at_queries(ta, int(q), field)
-      vb = 100.0 * runner.value_at_queries(tb, int(q), field)
-      entry["at"][str(q)] = {"a": stats(va), "b": stats(vb), "a_minus_b": stats(va[:n] - vb[:n])}
+    at = [(str(q), lambda t, q=int(q): runner.value_at_queries(t, q, field)) for q in queries]
+    at += [(f"{t:g} s", lambda tr, t=float(t): runner.value_at_cost(tr, t, field)) for t in times]
+    for key, value in at:
+      va, vb = 100.0 * value(ta), 100.0 * value(tb)
+      entry["at"][key] = {"a": stats(va), "b": stats(vb), "a_minus_b": stats(va[:n] - vb[:n])}
     entry["revisits"] = {"a": _repeats(ta), "b": _repeats(tb)}
     out["methods"][ma if ma == mb else f"{ma} vs {mb}"] = entry
   return out
@@ -126,7 +138,7 @@ def markdown(result: dict) -> str:
   """A table: method, budget, a and b as mean +- std (se), a - b as mean +- se."""
   f = lambda s: f"{s['mean']:.2f} ± {s['std']:.2f} (SE {s['se']:.2f})"
   lines = [
-    "| method | queries | a | b | a - b (paired) | repeated queries a / b (mean) |",
+    "| method | budget | a | b | a - b (paired) | repeated queries a / b (mean) |",
     "|---|---|---|---|---|---|",
   ]
   for m, e in result["methods"].items():
@@ -149,7 +161,11 @@ def main(argv):
   if bad:
     raise app.UsageError(f"--pairs must be a_method:b_method, got {bad}")
   pairs = [tuple(p.split(":")) for p in FLAGS.pairs] or None
-  result = compare(FLAGS.run_a, FLAGS.run_b, [int(q) for q in FLAGS.compare_queries], pairs)
+  queries, times = (
+    [int(q) for q in FLAGS.compare_queries],
+    [float(t) for t in FLAGS.compare_times],
+  )
+  result = compare(FLAGS.run_a, FLAGS.run_b, queries, pairs, times)
   result["command"] = cli.command_line("launch/compare_runs.py")
   fileio.atomic_write_json(FLAGS.compare_out, result)
   md = markdown(result)

@@ -369,3 +369,17 @@ def test_compare_runs_pairs_seeds_and_counts_repeats(shared_data, tmp_path):
     cmp.compare(str(tmp_path / "c"), str(tmp_path / "b"), (11,))
   with pytest.raises(ValueError, match="pair rl:bo"):
     cmp.compare(str(tmp_path / "c"), str(tmp_path / "b"), (10,), pairs=[("rl", "bo")])
+  with pytest.raises(ValueError, match="exceed an experiment's time budget"):
+    cmp.compare(str(tmp_path / "c"), str(tmp_path / "b"), (10,), times=(5.0,))
+  # Time budgets: at 2 s per query, 10 s buy 5 queries.
+  timed = experiment.load_problem("nb201", str(csv), "cifar10", None, ("rs",), cost_per_query=2.0)
+  tb_budget = experiment.make_budget(timed, time_budget=20.0)
+  for name in ("t1", "t2"):
+    experiment.run_experiment(timed, ("rs",), 3, tb_budget, tmp_path / name, log=lambda _: None)
+  t_res = cmp.compare(str(tmp_path / "t1"), str(tmp_path / "t2"), (5,), times=(10.0,))
+  t1, _ = experiment.load_trace(tmp_path / "t1" / "traces" / "rs.npz")
+  at5 = 100 * runner.value_at_queries(t1, 5, "best_test")
+  np.testing.assert_allclose(
+    t_res["methods"]["rs"]["at"]["10 s"]["a"]["mean"], at5.mean(), rtol=1e-6
+  )
+  assert t_res["methods"]["rs"]["at"]["10 s"]["a_minus_b"]["mean"] == 0.0
