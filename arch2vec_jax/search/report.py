@@ -109,9 +109,8 @@ def merge_previous(
       f"{where}: cannot merge: its methods searched other embedding rows (sha256 "
       f"{rows[0][:12]}...) than this run's ({rows[1][:12]}...): another encoder, features or machine"
     )
-  if (
-    summary["problem"].get("embeddings") is None
-  ):  # e.g. rs, re, sbo, srl: keep what the others searched
+  # This run's methods searched no embeddings (rs, re, sbo, srl): keep the record of the others'.
+  if "problem" in summary and summary["problem"].get("embeddings") is None:
     kept_meta = {k: v for k, v in old.get("problem", {}).items() if k in EMBEDDING_KEYS}
     summary["problem"] = {**summary["problem"], **kept_meta}
   summary["commands"] = old.get("commands", [old.get("command")]) + [summary["command"]]
