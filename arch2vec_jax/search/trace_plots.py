@@ -24,6 +24,8 @@ LABELS = {
   "rs": "random search",
   "re": "regularized evolution",
   "gd": "arch2vec-GD",
+  "sbo": "supervised-BO",
+  "srl": "supervised-RL",
 }
 
 
