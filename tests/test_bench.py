@@ -119,13 +119,9 @@ def test_run_benchmark_tiny(tiny_run):
   assert lines[-1] == f"wrote {out}"
 
 
-def test_launcher_end_to_end(tiny_run, table, tmp_path):
-  """launch/benchmark.py in a subprocess: the same keys as the library's result."""
-  config, _, _, _ = tiny_run
-  out = tmp_path / "x.json"
-  config = dataclasses.replace(config, search_embeddings=str(tmp_path / "absent.npz"), out=str(out))
-  args = [f"--{name}={value}" for name, value in _flag_args(config).items()]
-  proc = subprocess.run(
+def _launch(*args):
+  """launch/benchmark.py with `args` in a subprocess on the CPU (the completed process)."""
+  return subprocess.run(
     [sys.executable, str(ROOT / "launch" / "benchmark.py"), *args],
     cwd=ROOT,
     capture_output=True,
@@ -134,6 +130,15 @@ def test_launcher_end_to_end(tiny_run, table, tmp_path):
     timeout=600,
     env={**os.environ, "JAX_PLATFORMS": "cpu"},
   )
+
+
+def test_launcher_end_to_end(tiny_run, table, tmp_path):
+  """launch/benchmark.py in a subprocess: the same keys as the library's result."""
+  config, _, _, _ = tiny_run
+  out = tmp_path / "x.json"
+  config = dataclasses.replace(config, search_embeddings=str(tmp_path / "absent.npz"), out=str(out))
+  args = [f"--{name}={value}" for name, value in _flag_args(config).items()]
+  proc = _launch(*args)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   _check(result, config)
@@ -216,15 +221,7 @@ def test_config_checks():
 
 
 def test_launcher_bad_flag_is_a_one_line_usage_error():
-  proc = subprocess.run(
-    [sys.executable, str(ROOT / "launch" / "benchmark.py"), "--space=nb101"],
-    cwd=ROOT,
-    capture_output=True,
-    check=False,
-    text=True,
-    timeout=300,
-    env={**os.environ, "JAX_PLATFORMS": "cpu"},
-  )
+  proc = _launch("--space=nb101")
   errors = [line for line in proc.stderr.splitlines() if "error:" in line]
   assert proc.returncode == 2 and errors == [
     "benchmark.py: error: --parts search needs --space nb201 (the search runs on the NB201 table)"
