@@ -76,7 +76,7 @@ def test_map_chunks_pads_the_last_chunk_and_drops_the_padding():
 def test_regression_step_lowers_the_training_loss(cells):
   adjacency, ops, y = cells
   net, variables = _init(ops, adjacency)
-  tx = supervised.train_lib.create_optimizer(supervised.train_lib.TrainConfig(lr=1e-2))
+  tx = supervised.train_lib.clipped_adam(supervised.train_lib.TrainConfig(lr=1e-2))
   idx = np.arange(32)
   graph = model.cells_to_graphs(adjacency[idx], ops[idx], model.count_nodes(ops[idx]))
   target = jnp.asarray((y[idx] - y[idx].mean()) / y[idx].std(), jnp.float32)

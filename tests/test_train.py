@@ -421,3 +421,22 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, full_run, damage):
   chex.assert_trees_all_equal(
     jax.device_get(full["state"].params), jax.device_get(resumed["state"].params)
   )
+
+
+def test_create_optimizer_is_clipped_adam_on_the_flat_vector():
+  """The flat pre-training optimizer and the per-leaf `clipped_adam` (the supervised
+  analysis's) are one algorithm: same updates to float tolerance, per-leaf moments only
+  in the per-leaf one."""
+  config, _, tx_flat, state = _setup(lr=1e-2)
+  tx_leaf = train.clipped_adam(config)
+  params = state.params
+  grads = jax.tree.map(
+    lambda p: 7.0 * jnp.sin(jnp.arange(p.size, dtype=p.dtype)).reshape(p.shape), params
+  )
+  flat_state, leaf_state = tx_flat.init(params), tx_leaf.init(params)
+  for _ in range(3):
+    up_flat, flat_state = tx_flat.update(grads, flat_state, params)
+    up_leaf, leaf_state = tx_leaf.update(grads, leaf_state, params)
+    chex.assert_trees_all_close(up_flat, up_leaf, rtol=1e-5, atol=1e-7)
+  chex.assert_trees_all_equal_structs(leaf_state[1][0].mu, params)
+  assert jax.tree.structure(flat_state) != jax.tree.structure(leaf_state)

@@ -4,8 +4,8 @@ The paper's comparison (docs/arch2vec.md §6): the same encoder (`model.Arch2Vec
 4 GIN layers, per-node mu head of width 16) is trained jointly with a regression head on
 the labelled cells; a cell's embedding is the mean of mu over its real nodes (as
 `embed.encode`), the head is Linear(16, 64) -> ReLU -> Linear(64, 1) on it. Loss:
-mean squared error on standardised accuracies. Optimiser: `train.create_optimizer`
-(global-norm clip then Adam).
+mean squared error on standardised accuracies. Optimiser: `train.clipped_adam`
+(global-norm clip then Adam, per leaf).
 
 Training is one compiled call: `make_supervised_train` returns a pure
 `train(key, train_idx) -> (variables, losses)` that runs every step in a
@@ -85,7 +85,7 @@ class AccuracyRegressor(nn.Module):
 def _make_train(num_ops: int, config: SupervisedConfig, num_train: int):
   """(net, `train(key, train_idx, y_all, adjacency, ops, n_node) -> (variables, losses)`): the cells are arguments."""
   net = AccuracyRegressor(num_ops, config.model, config.head_hidden)
-  tx = train_lib.create_optimizer(train_lib.TrainConfig(lr=config.lr))
+  tx = train_lib.clipped_adam(train_lib.TrainConfig(lr=config.lr))
   steps = config.num_steps(num_train)
   b = config.batch_size
 
