@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from arch2vec_jax import fileio
-from arch2vec_jax.spaces import graph_hash, nb101
+from arch2vec_jax.spaces import graph_hash, nb101, nb101_enumerate
 
 CONV3, CONV1, POOL = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 COUNTS = {2: 1, 3: 7, 4: 91, 5: 2_532, 6: 64_542, 7: 423_624}
@@ -35,7 +35,7 @@ def space(tmp_path_factory):
     assert os.path.exists(path)
     # The second call must load the cache, not enumerate again.
     with pytest.MonkeyPatch.context() as no_build:
-      no_build.setattr(nb101, "_build_space", lambda *args: pytest.fail("cache not used"))
+      no_build.setattr(nb101_enumerate, "_build_space", lambda *args: pytest.fail("cache not used"))
       start = time.perf_counter()
       loaded = nb101.enumerate_space()
       print(f"NB101 cache load: {time.perf_counter() - start:.1f} s")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NativeCells", "SearchSpace"]
+__all__ = ["NativeCells", "SearchSpace", "check_batch_shapes", "one_hot_labels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,3 +132,28 @@ class SearchSpace:
   def num_ops(self) -> int:
     """d, the width of the one-hot operation encoding."""
     return len(self.ops)
+
+
+def one_hot_labels(ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(labels int [N, n] = argmax, is_one_hot bool [N, n]) of a batch of ops rows [N, n, d]."""
+  ops = np.asarray(ops)
+  one_hot = np.all((ops == 0) | (ops == 1), axis=-1) & (ops.sum(axis=-1) == 1)
+  return ops.argmax(axis=-1), one_hot
+
+
+def check_batch_shapes(
+  adjacency: np.ndarray, ops: np.ndarray, num_nodes: int, num_ops: int
+) -> tuple[np.ndarray, np.ndarray]:
+  """(adjacency, ops) as arrays, checked to be [N, n, n] and [N, n, d] (n = num_nodes, d = num_ops).
+
+  Raises:
+    ValueError: naming the array whose shape is wrong and the shape expected.
+  """
+  adjacency, ops = np.asarray(adjacency), np.asarray(ops)
+  if adjacency.ndim != 3 or adjacency.shape[1:] != (num_nodes, num_nodes):
+    raise ValueError(f"adjacency must be [N, {num_nodes}, {num_nodes}], got {adjacency.shape}")
+  if ops.shape != (adjacency.shape[0], num_nodes, num_ops):
+    raise ValueError(
+      f"ops must be [N, {num_nodes}, {num_ops}] with N={adjacency.shape[0]}, got {ops.shape}"
+    )
+  return adjacency, ops

@@ -32,7 +32,12 @@ import numpy as np
 
 from arch2vec_jax import fileio
 from arch2vec_jax.spaces import darts_flops, graph_hash
-from arch2vec_jax.spaces.base import NativeCells, SearchSpace
+from arch2vec_jax.spaces.base import (
+  NativeCells,
+  SearchSpace,
+  check_batch_shapes,
+  one_hot_labels,
+)
 
 __all__ = [
   "CELL_FORM",
@@ -236,21 +241,8 @@ def genotype_to_cell(genotype: Any) -> tuple[np.ndarray, np.ndarray]:
   return adj[0], ops[0]
 
 
-def _labels(ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(argmax labels [N, n], rows one-hot [N, n])."""
-  one_hot = np.all((ops == 0) | (ops == 1), axis=-1) & (ops.sum(axis=-1) == 1)
-  return ops.argmax(axis=-1), one_hot
-
-
 def _check_shapes(adjacency: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  adjacency, ops = np.asarray(adjacency), np.asarray(ops)
-  if adjacency.ndim != 3 or adjacency.shape[1:] != (NUM_NODES, NUM_NODES):
-    raise ValueError(f"adjacency must be [N, {NUM_NODES}, {NUM_NODES}], got {adjacency.shape}")
-  if ops.shape != (adjacency.shape[0], NUM_NODES, len(OPS)):
-    raise ValueError(
-      f"ops must be [N, {NUM_NODES}, {len(OPS)}] with N={adjacency.shape[0]}, got {ops.shape}"
-    )
-  return adjacency, ops
+  return check_batch_shapes(adjacency, ops, NUM_NODES, len(OPS))
 
 
 def cells_to_genotypes(
@@ -266,7 +258,7 @@ def cells_to_genotypes(
     True iff the cell is exactly `genotypes_to_cells` of a valid genotype.
   """
   adjacency, ops = _check_shapes(adjacency, ops)
-  labels, one_hot = _labels(ops)
+  labels, one_hot = one_hot_labels(ops)
   op_idx = np.clip(labels[:, 2:_OUTPUT] - 2, 0, len(PRIMITIVES) - 1)
   # Which input pattern each op node's in-edge column equals (-1: none), via its bit code.
   codes = ((adjacency[:, :, 2:_OUTPUT] != 0) * _BITS[:, None]).sum(axis=1)  # [N, 8]
@@ -378,7 +370,7 @@ def validity_parts(adjacency: np.ndarray, ops: np.ndarray) -> dict[str, np.ndarr
     dict of bool [N], keys as above.
   """
   adjacency, ops = _check_shapes(adjacency, ops)
-  labels, one_hot = _labels(ops)
+  labels, one_hot = one_hot_labels(ops)
   fixed = one_hot[:, [0, 1, _OUTPUT]].all(axis=-1)
   fixed &= (labels[:, 0] == 0) & (labels[:, 1] == 1) & (labels[:, _OUTPUT] == _OUTPUT)
   op_labels = labels[:, 2:_OUTPUT]

@@ -2,8 +2,8 @@
 
 The dataset and the methods' search defaults, the cell form ((matrix, ops)
 specs), regularized evolution's mutation neighbours within a table and the
-edit-distance codes of the smoothness analysis. `nb101` imports this module, so
-`nb101` is imported here inside the functions.
+edit-distance codes of the smoothness analysis. It builds on the codec,
+`nb101_cells`; `nb101` joins the two in `SPACE`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from arch2vec_jax.spaces import nb101_cells as nb101
 from arch2vec_jax.spaces.base import NativeCells
 
 __all__ = [
@@ -36,12 +37,6 @@ SEARCH_DEFAULTS = {
   "re": {"population_size": 50, "sample_size": 10},
   "gd": {"top_k": 5},
 }
-
-
-def _nb101() -> Any:
-  from arch2vec_jax.spaces import nb101  # pylint: disable=import-outside-toplevel
-
-  return nb101
 
 
 def edit_codes(ids: Any, adjacency: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +83,6 @@ def mutation_neighbours(ids: Any, adjacency: np.ndarray, ops: np.ndarray) -> np.
     int32 [N, K], row indices into the table, -1 padded (K the largest neighbour
     count; 0 neighbours is possible).
   """
-  nb101 = _nb101()
   adjacency = np.asarray(adjacency, np.int8)
   ops = np.asarray(ops, np.int8)
   ids = np.asarray(ids).astype(str)
@@ -130,7 +124,7 @@ def _parse_cell(cell: Any) -> tuple[np.ndarray, np.ndarray]:
     matrix, labels = cell
   else:
     raise TypeError(f"expected {CELL_FORM}, got {type(cell).__name__}")
-  return _nb101().encode(np.asarray(matrix), list(labels))
+  return nb101.encode(np.asarray(matrix), list(labels))
 
 
 def _stack_cells(parsed: list) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +135,6 @@ def _stack_cells(parsed: list) -> tuple[np.ndarray, np.ndarray]:
 
 def _pruned_specs(adjacency: np.ndarray, ops: np.ndarray) -> list:
   """`NativeCells.from_cells`: each cell's pruned (matrix int8 [V, V], op names) spec."""
-  nb101 = _nb101()
   return [nb101.prune(*nb101.decode(a, o)) for a, o in zip(adjacency, ops)]
 
 

@@ -3,8 +3,8 @@
 The datasets and the methods' search defaults, the cell form (arch strings: a
 table's ids are its cells), regularized evolution's mutation neighbours, the
 edit-distance codes of the smoothness analysis, and the gradient search's map
-of a decoded cell to its table row. `nb201` imports this module, so `nb201` is
-imported here inside the functions.
+of a decoded cell to its table row. It builds on the codec, `nb201_cells`; `nb201`
+joins the two in `SPACE`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from arch2vec_jax.spaces import nb201_cells as nb201
 from arch2vec_jax.spaces.base import NativeCells
 
 __all__ = [
@@ -41,25 +42,12 @@ SEARCH_DEFAULTS = {
 }
 
 
-def _nb201() -> Any:
-  from arch2vec_jax.spaces import nb201  # pylint: disable=import-outside-toplevel
-
-  return nb201
-
-
 def edge_op_codes(arch_strings: Iterable[str]) -> np.ndarray:
   """int32 [N, 6]: the index in `nb201.EDGE_OPS` of each edge's operation (arch-string order)."""
-  nb201 = _nb201()
   index = {op: i for i, op in enumerate(nb201.EDGE_OPS)}
   return np.asarray(
     [[index[op] for op in nb201.parse_arch(str(a))] for a in arch_strings], np.int32
   ).reshape(-1, nb201.NUM_EDGES)
-
-
-def _code_number(codes: np.ndarray) -> np.ndarray:
-  """Edge-op codes [N, 6] -> int64 [N], the product-order (base 5) number, first edge most significant."""
-  weights = 5 ** np.arange(codes.shape[1] - 1, -1, -1)
-  return np.asarray(codes, np.int64) @ weights
 
 
 def edit_codes(
@@ -86,7 +74,6 @@ def mutation_neighbours(ids: Iterable[str], adjacency: Any = None, ops: Any = No
     int32 [N, 24]: row indices into `ids`, -1 where the neighbour is not among them.
   """
   del adjacency, ops
-  nb201 = _nb201()
   ids = list(ids)
   n_ops, n_edges = len(nb201.EDGE_OPS), nb201.NUM_EDGES
   codes = edge_op_codes(ids).astype(np.int64)  # [N, 6]
@@ -115,9 +102,8 @@ def table_rows(ids: Iterable[str]) -> Callable[[Any, Any], Any]:
   """
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
-  nb201 = _nb201()
   n_ops, n_edges = len(nb201.EDGE_OPS), nb201.NUM_EDGES
-  codes = _code_number(edge_op_codes(ids))  # product-order code -> table row
+  codes = nb201.code_number(edge_op_codes(ids))  # product-order code -> table row
   lookup = np.full(n_ops**n_edges, -1, np.int32)
   lookup[codes] = np.arange(len(codes), dtype=np.int32)
   onehot_to_edge = np.full(len(nb201.OPS), -1, np.int32)
@@ -143,17 +129,9 @@ def _parse_cell(cell: Any) -> str:
   """`NativeCells.parse`: an arch string, checked (TypeError / ValueError as `nb201.index_of`)."""
   if not isinstance(cell, str):
     raise TypeError(f"expected {CELL_FORM}, got {type(cell).__name__}")
-  _nb201().index_of(cell)
+  nb201.index_of(cell)
   return cell
 
 
-def _encode(arch_strings: list) -> tuple[np.ndarray, np.ndarray]:
-  return _nb201().encode_batch(arch_strings)
-
-
-def _decode(adjacency: np.ndarray, ops: np.ndarray) -> list:
-  return _nb201().decode_batch(adjacency, ops)
-
-
 # Arch strings <-> cells (`nb201.encode_batch`, `nb201.decode_batch`).
-NATIVE = NativeCells(CELL_FORM, _parse_cell, _encode, _decode)
+NATIVE = NativeCells(CELL_FORM, _parse_cell, nb201.encode_batch, nb201.decode_batch)
