@@ -42,6 +42,8 @@ from arch2vec_jax import embed as embed_lib
 from arch2vec_jax import fileio, machine, parallel, perf, train
 from arch2vec_jax import model as model_lib
 from arch2vec_jax.benchmarks import csv_data
+from arch2vec_jax.search import dngo, experiment, runner
+from arch2vec_jax.search import env as env_lib
 
 __all__ = [
   "PARTS",
@@ -318,8 +320,6 @@ def load_search_problem(
   Returns:
     (problem, the embeddings' absolute path or a description of this benchmark's model).
   """
-  from arch2vec_jax.search import experiment  # pylint: disable=import-outside-toplevel
-
   methods = list(methods)
   if os.path.exists(embeddings_path):
     problem = experiment.load_problem("nb201", benchmark, "cifar10", embeddings_path, methods)
@@ -334,9 +334,6 @@ def load_search_problem(
 
 def bo_flops_per_seed(problem: Any, queries: int) -> dict[str, Any]:
   """`dngo.flops_per_seed` of the benchmark's BO (NB201 defaults, `queries` queries); "total" in FLOP."""
-  from arch2vec_jax.search import dngo, runner  # pylint: disable=import-outside-toplevel
-  from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
-
   return dngo.flops_per_seed(
     runner.default_config("bo", "nb201"), problem.env, env_lib.Budget(queries)
   )
@@ -350,9 +347,6 @@ def bench_search(problem: Any, method: str, seeds: int, queries: int) -> dict[st
     "run_s" (s per timed run, up to 3), "seed_queries_per_s" (seeds x queries / best
     run), "final_test_mean" (%), "load_average"}.
   """
-  from arch2vec_jax.search import env as env_lib  # pylint: disable=import-outside-toplevel
-  from arch2vec_jax.search import experiment, runner  # pylint: disable=import-outside-toplevel
-
   run = runner.make_search(
     method,
     runner.default_config(method, "nb201"),

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from arch2vec_jax import fileio, machine
+from arch2vec_jax import fileio, machine, pretrained
 from arch2vec_jax.analysis import dngo_predictive, features, plots, predictive
 from arch2vec_jax.benchmarks import csv_data
 
@@ -113,8 +113,6 @@ def run_dngo_analysis(
   config: DNGOAnalysisConfig, command: str | None = None, log: Callable[[str], None] | None = print
 ) -> dict[str, Any]:
   """Runs the protocol; writes `<out>/dngo_protocol.json` and PNGs; returns the JSON content."""
-  from arch2vec_jax import pretrained  # pylint: disable=import-outside-toplevel
-
   log = log or (lambda _: None)
   t0 = time.perf_counter()
   cells = load_cells(config)

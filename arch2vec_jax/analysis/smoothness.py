@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from arch2vec_jax.spaces import nb101_tables, nb201_tables
+
 __all__ = [
   "distance_by_edit",
   "monotone_increasing",
@@ -40,8 +42,6 @@ def nb201_codes(arch_strings) -> np.ndarray:
 
   `spaces.nb201_tables.edge_op_codes`.
   """
-  from arch2vec_jax.spaces import nb201_tables  # pylint: disable=import-outside-toplevel
-
   return nb201_tables.edge_op_codes(arch_strings)
 
 
@@ -57,8 +57,6 @@ def nb101_codes(adjacency: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.
   codes: the strict-upper adjacency entries then the op index per node (-1 on
   padding rows); group: the number of real nodes (only same-size cells are compared).
   """
-  from arch2vec_jax.spaces import nb101_tables  # pylint: disable=import-outside-toplevel
-
   return nb101_tables.edit_codes(None, adjacency, ops)
 
 

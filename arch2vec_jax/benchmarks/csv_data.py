@@ -22,6 +22,7 @@ import numpy as np
 
 from arch2vec_jax.benchmarks import tfrecord
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
+from arch2vec_jax.spaces import nb101, nb201
 
 __all__ = [
   "ANALYSIS_SPACES",
@@ -137,8 +138,6 @@ def read_nb201_csv(
       at its benchmark index, a cell twice, or fewer than 15,625 cells
       without `allow_subset` (see `table.build_table`).
   """
-  from arch2vec_jax.spaces import nb201  # late import
-
   path = os.fspath(path)
   prefix = nb201_csv_prefix(dataset)
   vcol, tcol = f"{prefix}_{reward}", f"{prefix}_{report}"
@@ -211,8 +210,6 @@ def read_nb101_csv(
       an accuracy outside [0, 1], a negative training time, a hash that does not
       match the row's graph, a cell twice, or a subset without `allow_subset`.
   """
-  from arch2vec_jax.spaces import nb101  # late import
-
   path = os.fspath(path)
   vcol = f"valid_acc_{int(epochs)}ep"
   tcol = "training_time_108ep"

@@ -49,6 +49,7 @@ import numpy as np
 from arch2vec_jax import spaces
 from arch2vec_jax.search import ask_tell
 from arch2vec_jax.search import env as env_lib
+from arch2vec_jax.spaces import nb101_tables, nb201_tables
 
 __all__ = [
   "RE_DEFAULTS",
@@ -303,8 +304,6 @@ def nb201_neighbours(ids) -> np.ndarray:
 
   `spaces.nb201_tables.mutation_neighbours`.
   """
-  from arch2vec_jax.spaces import nb201_tables  # pylint: disable=import-outside-toplevel
-
   return nb201_tables.mutation_neighbours(ids)
 
 
@@ -313,8 +312,6 @@ def nb101_neighbours(adjacency: np.ndarray, ops: np.ndarray, ids) -> np.ndarray:
 
   `spaces.nb101_tables.mutation_neighbours(ids, adjacency, ops)`.
   """
-  from arch2vec_jax.spaces import nb101_tables  # pylint: disable=import-outside-toplevel
-
   return nb101_tables.mutation_neighbours(ids, adjacency, ops)
 
 

@@ -30,9 +30,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from arch2vec_jax import fileio, parallel
+from arch2vec_jax import fileio, parallel, pretrained
 from arch2vec_jax.search import env as env_lib
-from arch2vec_jax.search import report, runner
+from arch2vec_jax.search import gd, report, runner, supervised
 from arch2vec_jax.search.problem import (
   DATASETS,
   NEEDS_EMBEDDINGS,
@@ -205,9 +205,6 @@ def _make_run(
   """`runner.make_search` with what the method needs from the problem (GD's decoder, the cells' graphs)."""
   decoder = None
   if method == "gd" and config.mapping == "decoder":
-    from arch2vec_jax import pretrained  # pylint: disable=import-outside-toplevel
-    from arch2vec_jax.search import gd  # pylint: disable=import-outside-toplevel
-
     if not gd.has_table_decoder(problem.space):
       raise ValueError(
         f"gd mapping='decoder' needs a space whose decoded cells map to table rows "
@@ -219,8 +216,6 @@ def _make_run(
     "sbo",
     "srl",
   ):  # the supervised searches train their own encoder on the cells' graphs
-    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
-
     graphs = supervised.graph_candidates(
       problem.table.adjacency, problem.table.ops, np.asarray(problem.env.available)
     )

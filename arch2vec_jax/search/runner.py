@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from arch2vec_jax import parallel, spaces
-from arch2vec_jax.search import ask_tell, baselines, dngo, gd, reinforce
+from arch2vec_jax.search import ask_tell, baselines, dngo, gd, reinforce, supervised
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.trace_stats import summarize, value_at_cost, value_at_queries
 
@@ -70,12 +70,8 @@ def default_config(method: str, space: str) -> Any:
   if method == "rs":
     return None
   if method == "sbo":  # supervised-BO: BO's top-k
-    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
-
     return supervised.SupervisedBOConfig(top_k=overrides["bo"]["top_k"])
   if method == "srl":  # supervised-RL: RL's baseline
-    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
-
     return supervised.SupervisedRLConfig(policy=reinforce.ReinforceConfig(**overrides["rl"]))
   if method == "gd":
     return gd.GDConfig(**overrides["gd"])
@@ -120,8 +116,6 @@ def make_search(
   if method == "gd":
     return gd.make_gd(config, env, budget, decoder)
   if method in ("sbo", "srl"):
-    from arch2vec_jax.search import supervised  # pylint: disable=import-outside-toplevel
-
     if graphs is None:
       raise ValueError(f"method {method!r} needs the cells' graphs (supervised.graph_candidates)")
     make = supervised.make_supervised_bo if method == "sbo" else supervised.make_supervised_rl
