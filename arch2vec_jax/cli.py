@@ -9,7 +9,7 @@ import shlex
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from absl import app, flags
@@ -129,39 +129,84 @@ def _define_flag(name: str, hint: Any, default: Any, help_text: str, fv: flags.F
   define[hint](name, default, help_text, flag_values=fv)
 
 
-def define_config_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+def _flag_name(path: str, rename: dict[str, str]) -> str:
+  """The flag of the field at dotted `path`: `rename[path]`, else the field's name after the
+  prefix that `rename` gives its nearest renamed enclosing config (none: no prefix)."""
+  if path in rename:
+    return rename[path]
+  parts, prefix = path.split("."), ""
+  for i in range(1, len(parts)):
+    prefix = rename.get(".".join(parts[:i]), prefix)
+  return prefix + parts[-1]
+
+
+def _config_fields(config: Any, rename: dict[str, str], skip: Sequence[str], path: str = ""):
+  """(dotted path, flag name, field value, type hint, help) of each flag field of `config`.
+
+  Nested configs are walked (their fields are flags too); a path in `skip` (a field or a whole
+  nested config) gives none.
+
+  Raises:
+    ValueError: a field without a docstring line.
+  """
+  hints, docs = typing.get_type_hints(type(config)), field_help(type(config))
+  for field in dataclasses.fields(config):
+    dotted, value = path + field.name, getattr(config, field.name)
+    if dotted in skip:
+      continue
+    if dataclasses.is_dataclass(value):
+      yield from _config_fields(value, rename, skip, dotted + ".")
+      continue
+    if field.name not in docs:
+      raise ValueError(f"{type(config).__name__}.{field.name} has no line in the docstring")
+    yield dotted, _flag_name(dotted, rename), value, hints[field.name], docs[field.name]
+
+
+def define_config_flags(
+  config: Any,
+  flag_values: flags.FlagValues = flags.FLAGS,
+  rename: dict[str, str] | None = None,
+  skip: Sequence[str] = (),
+  shared: Sequence[str] = (),
+) -> list[str]:
   """Defines one flag per field of a config dataclass, nested configs' fields included.
 
-  Each flag is named as its field (nested fields too, without a prefix), takes
-  its type from the annotation (a `Literal` is an enum flag, a `tuple[int, ...]`
-  or `tuple[str, ...]` a comma list) and its default
+  Each flag is named as its field (nested fields too, without a prefix, unless
+  `rename` says otherwise), takes its type from the annotation (a `Literal` is an
+  enum flag, a `tuple[int, ...]` or `tuple[str, ...]` a comma list) and its default
   from `config`, and its help from the field's line in the class docstring
   (`field_help`). So every default and help text is written once, in the
-  config. Read the values back with `config_from_flags`.
+  config. Read the values back with `config_from_flags` (same `rename` and `skip`).
 
   Args:
     config: a dataclass instance (e.g. `configs.pretrain_config()`).
     flag_values: where to define the flags.
+    rename: {dotted field path: flag name}; for a nested config the name is a prefix
+      of its fields' flags (e.g. {"supervised": "supervised_", "datasets": "dataset"}).
+    skip: dotted paths of fields (or nested configs) that get no flag.
+    shared: flag names that another config of the same launcher may have defined
+      already (e.g. both configs' `seed`): such a flag is kept, not defined again.
   Returns:
     The flag names defined, in field order.
   Raises:
     ValueError: a field without a docstring line (absl's DuplicateFlagError:
       two fields of one name).
   """
-  hints, docs, names = typing.get_type_hints(type(config)), field_help(type(config)), []
-  for field in dataclasses.fields(config):
-    value = getattr(config, field.name)
-    if dataclasses.is_dataclass(value):
-      names += define_config_flags(value, flag_values)
+  names = []
+  for _, name, value, hint, help_text in _config_fields(config, rename or {}, skip):
+    if name in shared and name in flag_values:
       continue
-    if field.name not in docs:
-      raise ValueError(f"{type(config).__name__}.{field.name} has no line in the docstring")
-    _define_flag(field.name, hints[field.name], value, docs[field.name], flag_values)
-    names.append(field.name)
+    _define_flag(name, hint, value, help_text, flag_values)
+    names.append(name)
   return names
 
 
-def config_from_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS) -> Any:
+def config_from_flags(
+  config: Any,
+  flag_values: flags.FlagValues = flags.FLAGS,
+  rename: dict[str, str] | None = None,
+  skip: Sequence[str] = (),
+) -> Any:
   """`config` with every field whose flag was given (`define_config_flags`) set to the flag's value.
 
   Fields whose flag was not given keep `config`'s value, so a variant (e.g. the
@@ -171,14 +216,27 @@ def config_from_flags(config: Any, flag_values: flags.FlagValues = flags.FLAGS) 
     ValueError: from the config's own checks (e.g. "batch_size must be >= 1, got 0"), or a
       comma list's item that is not of the field's element type.
   """
-  changes, hints = {}, typing.get_type_hints(type(config))
+  given = {
+    dotted: _flag_value(name, hint, flag_values)
+    for dotted, name, _, hint, _ in _config_fields(config, rename or {}, skip)
+    if flag_values[name].present
+  }
+  return _replace_paths(config, given)
+
+
+def _replace_paths(config: Any, values: dict[str, Any]) -> Any:
+  """`config` with the fields at the dotted paths of `values` set, one `replace` per config
+  (so its checks see all the changes together)."""
+  changes = {}
   for field in dataclasses.fields(config):
-    value = getattr(config, field.name)
-    if dataclasses.is_dataclass(value):
-      changes[field.name] = config_from_flags(value, flag_values)
-    elif flag_values[field.name].present:
-      changes[field.name] = _flag_value(field.name, hints[field.name], flag_values)
-  return dataclasses.replace(config, **changes)
+    inner = {
+      k[len(field.name) + 1 :]: v for k, v in values.items() if k.startswith(field.name + ".")
+    }
+    if inner:
+      changes[field.name] = _replace_paths(getattr(config, field.name), inner)
+    elif field.name in values:
+      changes[field.name] = values[field.name]
+  return dataclasses.replace(config, **changes) if changes else config
 
 
 def _flag_value(name: str, hint: Any, flag_values: flags.FlagValues) -> Any:

@@ -60,6 +60,7 @@ def test_regression_flags_change_their_fields_only():
     "--supervised_epochs=3",
     "--tsne_datasets=",
     "--seed=7",
+    "--supervised_lr=0.005",
   )
   base = pipeline.analysis_config("nb101")
   want = dataclasses.replace(
@@ -67,7 +68,7 @@ def test_regression_flags_change_their_fields_only():
     workdir="w",
     datasets=("cifar10",),
     train_sizes=(10, 20),
-    supervised=dataclasses.replace(base.supervised, epochs=3),
+    supervised=dataclasses.replace(base.supervised, epochs=3, lr=0.005),
     tsne_datasets=(),
     seed=7,
   )
@@ -79,13 +80,20 @@ def test_dngo_defaults_and_flags():
     dngo_pipeline.dngo_analysis_config("nb101")
   )
   got = _launcher_config(
-    "--protocol=dngo", "--space=nb201", "--dataset=cifar100", "--protocol_sizes=16,32", "--seed=2"
+    "--protocol=dngo",
+    "--space=nb201",
+    "--dataset=cifar100",
+    "--protocol_sizes=16,32",
+    "--seed=2",
+    "--target=test",
+    "--threshold=0.5",
   )
   base = dngo_pipeline.dngo_analysis_config("nb201")
   want = dataclasses.replace(
     base,
     dataset="cifar100",
-    protocol=dataclasses.replace(base.protocol, train_sizes=(16, 32), seed=2),
+    target="test",
+    protocol=dataclasses.replace(base.protocol, train_sizes=(16, 32), seed=2, threshold=0.5),
   )
   assert got == _as_json(want)
   assert got["encoder"] == "nb201" and got["out"] == "results/analysis/nb201_dngo"
@@ -96,3 +104,13 @@ def test_unknown_space_is_refused():
     pipeline.analysis_config("darts")
   with pytest.raises(ValueError, match="no DNGO protocol for space 'darts'"):
     dngo_pipeline.dngo_analysis_config("darts")
+
+
+def test_bad_flag_values_are_refused():
+  for args, message in [
+    (("--protocol=dngo", "--target=train"), "target"),
+    (("--space=nb201", "--workdir=w", "--supervised_lr=x"), "supervised_lr"),
+  ]:
+    with pytest.raises(subprocess.CalledProcessError) as error:
+      _launcher_config(*args)
+    assert message in error.value.stderr

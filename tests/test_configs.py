@@ -75,6 +75,61 @@ def test_config_from_flags_changes_only_the_flags_given():
     cli.config_from_flags(configs.pretrain_config(), fv)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+  """Attributes:
+  lr: the inner rate.
+  seed: the inner seed.
+  """
+
+  lr: float = 0.1
+  seed: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+  """Attributes:
+  sizes: the sizes.
+  inner: the nested config.
+  hidden: not a flag.
+  """
+
+  sizes: tuple[int, ...] = (1, 2)
+  inner: _Inner = _Inner()
+  hidden: str = "x"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Other:
+  """Attributes:
+  seed: the other config's seed.
+  """
+
+  seed: int = 5
+
+
+def test_generated_flags_rename_skip_and_share():
+  fv = flags.FlagValues()
+  rename, skip = {"sizes": "size", "inner": "inner_", "inner.seed": "s"}, ("hidden",)
+  names = cli.define_config_flags(_Outer(), fv, rename=rename, skip=skip)
+  assert names == ["size", "inner_lr", "s"]
+  assert "hidden" not in fv and fv["inner_lr"].default == 0.1
+  assert cli.define_config_flags(_Other(), fv, shared=names) == ["seed"]  # "seed" is new here
+  assert cli.define_config_flags(_Other(), fv, rename={"seed": "s"}, shared=names) == []
+  with pytest.raises(flags.DuplicateFlagError):
+    cli.define_config_flags(_Other(), fv, rename={"seed": "s"})
+  fv(["prog", "--size=3", "--inner_lr=0.5", "--s=9"])
+  base = dataclasses.replace(_Outer(), hidden="kept")
+  got = cli.config_from_flags(base, fv, rename=rename, skip=skip)
+  assert got == _Outer(sizes=(3,), inner=_Inner(lr=0.5, seed=9), hidden="kept")
+  assert cli.config_from_flags(_Other(), fv, rename={"seed": "s"}) == _Other(seed=9)
+  fv.unparse_flags()
+  fv(["prog", "--inner_lr=0.5"])
+  assert cli.config_from_flags(base, fv, rename=rename, skip=skip) == dataclasses.replace(
+    base, inner=_Inner(lr=0.5)
+  )
+
+
 def _nb101_cells():
   """A few NB101 cells without enumerating the whole space (its 91 cells of at most 4 nodes)."""
   adjacency, ops, _ = nb101.enumerate_space(4, cache=False)

@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class DNGOAnalysisConfig:
     encoder: `pretrained.load` argument (shipped name, weights file or workdir).
     benchmark: the shared CSV.
     dataset: NB201 dataset ('cifar10', 'cifar100', 'imagenet16'); NB101: 'cifar10'.
-    target: 'valid' or 'test' (module doc).
+    target: the accuracy column predicted: 'valid' or 'test' (NB101 subset: 'valid' only).
     out: output folder.
     protocol: `dngo_predictive.ProtocolConfig`.
   """
@@ -54,7 +54,7 @@ class DNGOAnalysisConfig:
   encoder: str = "nb101"
   benchmark: str = csv_data.SHARED_CSV["nb101"]
   dataset: str = "cifar10"
-  target: str = "valid"
+  target: Literal["valid", "test"] = "valid"
   out: str = "results/analysis/nb101_dngo"
   protocol: dngo_predictive.ProtocolConfig = dataclasses.field(
     default_factory=dngo_predictive.ProtocolConfig

@@ -67,8 +67,9 @@ class ProtocolConfig:
   Attributes:
     train_sizes: labelled cells per fit (the paper's 16 .. 1,000).
     num_seeds: seeds (splits, network initialisations).
-    encodings: subset of `ENCODINGS`.
-    surrogates: subset of `SURROGATES` fitted on each non-supervised encoding.
+    encodings: the encodings compared, a subset of `ENCODINGS` (arch2vec, arch2vec_nodes,
+      onehot, supervised).
+    surrogates: the surrogates fitted on each unsupervised encoding, a subset of `SURROGATES`.
     threshold: accuracy (fraction) above which held-out cells enter the filtered metrics.
     bo: the search's DNGO settings (`dngo.BOConfig`, surrogate 'dngo').
     joint: the supervised predictor's settings (`joint.JointConfig`).

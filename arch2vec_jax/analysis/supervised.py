@@ -46,9 +46,10 @@ class SupervisedConfig:
 
   Attributes:
     epochs: passes over the training cells (converted to steps, clipped to [min_steps, max_steps]).
-    min_steps, max_steps: bounds on the number of steps.
+    min_steps: the fewest training steps (after the epochs are converted).
+    max_steps: the most training steps (after the epochs are converted).
     batch_size: cells per step.
-    lr: Adam learning rate (clip 5 as in pre-training).
+    lr: Adam learning rate (global-norm clip 5, as pre-training).
     head_hidden: width of the regression head's hidden layer.
     model: the encoder's `ModelConfig`.
   """
