@@ -594,3 +594,16 @@ def test_enable_candidates_does_not_recompile(table):
     ask_tell.add_candidates(jitted("re").init(jax.random.PRNGKey(0), cand), np.zeros((2, 4)))
   with pytest.raises(ValueError, match=r"\[M, 4\]"):
     ask_tell.add_candidates(state, np.zeros((2, 3)))
+
+
+def test_append_told_writes_the_told_rows_in_order_and_drops_past_the_end():
+  buffers = (jnp.zeros((3, 2)), jnp.full((3,), -1, jnp.int32))
+  told = jnp.array([True, False, True, True])
+  new = (jnp.arange(8.0).reshape(4, 2), jnp.array([10, 11, 12, 13], jnp.int32))
+  (x, c), row = ask_tell.append_told(buffers, jnp.int32(1), told, new)
+  np.testing.assert_array_equal(x, [[0, 0], [0, 1], [4, 5]])  # rows 1, 2; the third told dropped
+  np.testing.assert_array_equal(c, [-1, 10, 12])
+  assert int(row) == 4  # not clipped: 1 + 3 told
+  (_, c), row = ask_tell.append_told(buffers, jnp.int32(0), ~told, new)
+  np.testing.assert_array_equal(c, [11, -1, -1])
+  assert int(row) == 1

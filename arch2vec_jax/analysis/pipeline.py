@@ -32,10 +32,11 @@ import jax
 import numpy as np
 
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio, machine, spaces
+from arch2vec_jax import fileio, machine, pretrained, spaces
 from arch2vec_jax.analysis import features as features_lib
 from arch2vec_jax.analysis import heldout, plots, predictive, regret, smoothness, supervised, tsne
 from arch2vec_jax.benchmarks import csv_data
+from arch2vec_jax.search.runner import match_embeddings
 
 __all__ = ["AnalysisConfig", "analysis_config", "load_data", "run_analysis"]
 
@@ -57,7 +58,10 @@ class AnalysisConfig:
       `encoder`, concatenated: `features.node_features`).
     encoder: `pretrained.load` argument for 'arch2vec_nodes' (None: `workdir`).
     supervised_sizes: sizes at which the supervised embedding is trained (others skip it).
-    gp_hyper_subset, gp_steps, gp_cholesky_max: see `gp.gp_fit`.
+    gp_hyper_subset: the GP's hyperparameters are fitted on at most this many random
+      training cells (`gp.gp_fit`).
+    gp_steps: Adam steps on the GP's log marginal likelihood.
+    gp_cholesky_max: above this many training cells the GP's posterior weights come from CG.
     smooth_cells: cells (random subset) whose pairs enter the smoothness curves.
     search_results: folder with `<space>/<dataset>/traces/*.npz` (launch/search.py
       `--workdir`s); None: `<workdir>/search`, the user's own searches (the
@@ -116,8 +120,6 @@ def analysis_config(space: str = "nb201") -> AnalysisConfig:
 
 def load_data(config: AnalysisConfig, dataset: str) -> dict[str, Any]:
   """The benchmark table of a dataset, accuracies in percent, and the matched arch2vec embeddings."""
-  from arch2vec_jax.search.runner import match_embeddings  # pylint: disable=import-outside-toplevel
-
   if config.space not in csv_data.ANALYSIS_SPACES:
     raise ValueError(f"no analysis for space {config.space!r}")
   table = csv_data.read_analysis_table(config.benchmark, config.space, dataset)
@@ -146,11 +148,13 @@ def _analyse_dataset(
   log: Callable[[str], None],
   save_partial: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
+  """One dataset's analysis: the predictive records, then smoothness and pictures (run_analysis)."""
   t0 = time.perf_counter()
   data = load_data(config, dataset)
-  y, n = data["y"], len(data["y"])
+  y = data["y"]
   log(
-    f"[{dataset}] {n:,} cells, target {data['reward']} (mean {y.mean():.2f}%, max {y.max():.2f}%)"
+    f"[{dataset}] {len(y):,} cells, target {data['reward']} "
+    f"(mean {y.mean():.2f}%, max {y.max():.2f}%)"
   )
   fixed = {
     "arch2vec": data["arch2vec"],
@@ -158,13 +162,75 @@ def _analyse_dataset(
   }
   if "arch2vec_nodes" in config.encodings:
     fixed["arch2vec_nodes"] = _node_features(config, data)
+  records, sup_info, sup = _predictive_records(config, dataset, data, fixed, log, save_partial)
+  neighbourhood = _neighbourhood(config, dataset, data, fixed, sup, log)
+  rows = predictive.summarize(records)
+  for metric in ("rmse", "pearson", "kendall"):
+    plots.plot_predictive(
+      os.path.join(config.out, f"predictive_{metric}_{dataset}.png"),
+      rows,
+      metric,
+      f"{config.space} {dataset}: held-out {metric}",
+    )
+  return {
+    "num_cells": len(y),
+    "target": data["reward"],
+    "records": records,
+    "summary": rows,
+    "supervised": sup_info,
+    **neighbourhood,
+    "seconds": time.perf_counter() - t0,
+  }
+
+
+def _supervised_encoders(
+  config: AnalysisConfig,
+  dataset: str,
+  data: dict[str, Any],
+  train_idx: np.ndarray,
+  key: jax.Array,
+  log: Callable[[str], None],
+) -> tuple[np.ndarray, dict[str, Any]]:
+  """One supervised encoder per split on `train_idx` [S, size]: (embeddings [S, N, latent], info)."""
+  t1 = time.perf_counter()
+  res = supervised.train_supervised(
+    data["adjacency"], data["ops"], data["y"], train_idx, key, config.supervised
+  )
+  info = {
+    "steps": res["steps"],
+    "final_loss_mean": float(res["losses"][:, -50:].mean()),
+    "train_s": time.perf_counter() - t1,
+  }
+  log(
+    f"[{dataset}] supervised encoders, {train_idx.shape[1]} cells x {config.num_splits} splits: "
+    f"{res['steps']} steps, final loss {info['final_loss_mean']:.3f} ({info['train_s']:.0f}s)"
+  )
+  return res["embeddings"], info
+
+
+def _predictive_records(
+  config: AnalysisConfig,
+  dataset: str,
+  data: dict[str, Any],
+  fixed: dict[str, np.ndarray],
+  log: Callable[[str], None],
+  save_partial: Callable[[dict[str, Any]], None] | None,
+) -> tuple[list[dict[str, Any]], dict[int, Any], tuple[np.ndarray, np.ndarray] | None]:
+  """Every (train size, split, encoding, model) fit on `fixed` encodings [N, D] (and supervised).
+
+  Returns:
+    (the records, the supervised encoders' info per size, None or (the last supervised size's
+    first-split embeddings [N, latent], its training cells [size]): smoothness and pictures
+    evaluate on the other cells only).
+  """
+  y, n = data["y"], len(data["y"])
   gp_kwargs = {
     "hyper_subset": config.gp_hyper_subset,
     "steps": config.gp_steps,
     "cholesky_max": config.gp_cholesky_max,
   }
   key = jax.random.PRNGKey(config.seed)
-  records, sup_emb, sup_info, sup_train = [], None, {}, None
+  records, sup_info, sup = [], {}, None
   for size in config.train_sizes:
     if size >= n:
       log(f"[{dataset}] skip train size {size} >= {n} cells")
@@ -173,29 +239,10 @@ def _analyse_dataset(
     feats = {e: fixed[e] for e in config.encodings if e in fixed}
     per_split_sup = None
     if "supervised" in config.encodings and size in config.supervised_sizes:
-      t1 = time.perf_counter()
-      res = supervised.train_supervised(
-        data["adjacency"],
-        data["ops"],
-        y,
-        perms[:, :size],
-        jax.random.fold_in(key, size),
-        config.supervised,
+      per_split_sup, sup_info[size] = _supervised_encoders(
+        config, dataset, data, perms[:, :size], jax.random.fold_in(key, size), log
       )
-      per_split_sup = res["embeddings"]
-      sup_emb = per_split_sup[
-        0
-      ]  # the largest size's first split is kept for smoothness and pictures
-      sup_train = perms[0, :size]  # ... which evaluate on the other cells only
-      sup_info[size] = {
-        "steps": res["steps"],
-        "final_loss_mean": float(res["losses"][:, -50:].mean()),
-        "train_s": time.perf_counter() - t1,
-      }
-      log(
-        f"[{dataset}] supervised encoders, {size} cells x {config.num_splits} splits: {res['steps']} steps, "
-        f"final loss {sup_info[size]['final_loss_mean']:.3f} ({sup_info[size]['train_s']:.0f}s)"
-      )
+      sup = (per_split_sup[0], perms[0, :size])
     for s in range(config.num_splits):
       split_feats = dict(feats)
       if per_split_sup is not None:
@@ -212,35 +259,43 @@ def _analyse_dataset(
         )
         for model, m in res.items():
           records.append(
-            {
-              "dataset": dataset,
-              "encoding": enc,
-              "model": model,
-              "train_size": size,
-              "split": s,
-              **m,
-            }
+            {"dataset": dataset, "encoding": enc, "model": model, "train_size": size, "split": s}
+            | m
           )
           log(
-            f"[{dataset}] n={size:>5} split {s} {enc:>10} {model}: RMSE {m['rmse']:.3f} Pearson {m['pearson']:.3f} "
-            f"Spearman {m['spearman']:.3f} Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)"
+            f"[{dataset}] n={size:>5} split {s} {enc:>10} {model}: RMSE {m['rmse']:.3f} "
+            f"Pearson {m['pearson']:.3f} Spearman {m['spearman']:.3f} "
+            f"Kendall {m['kendall']:.3f} ({m['fit_s']:.1f}s)"
           )
     if save_partial is not None:  # a stopped run keeps every finished training size
+      summary = predictive.summarize(records)
       save_partial(
-        {
-          "partial": True,
-          "records": records,
-          "summary": predictive.summarize(records),
-          "supervised": sup_info,
-        }
+        {"partial": True, "records": records, "summary": summary, "supervised": sup_info}
       )
-  # Smoothness and pictures, on the cells the supervised encoder was not trained on.
+  return records, sup_info, sup
+
+
+def _neighbourhood(
+  config: AnalysisConfig,
+  dataset: str,
+  data: dict[str, Any],
+  fixed: dict[str, np.ndarray],
+  sup: tuple[np.ndarray, np.ndarray] | None,
+  log: Callable[[str], None],
+) -> dict[str, Any]:
+  """Smoothness, nearest-neighbour gaps, PCA and t-SNE pictures, on the cells outside the
+  supervised encoder's training cells (`sup`: its embeddings [N, latent], those cells [size]).
+
+  Returns:
+    {"smoothness", "nearest_neighbour", "neighbourhood_cells", "tsne"} of analysis.json.
+  """
+  y, sup_train = data["y"], None if sup is None else sup[1]
   codes, group = _codes(config, data)
-  ev = heldout.heldout_cells(n, sup_train)
+  ev = heldout.heldout_cells(len(y), sup_train)
   heldout.check_heldout(ev, sup_train, "smoothness / nearest neighbour")
   embs = {"arch2vec": data["arch2vec"]}
-  if sup_emb is not None:
-    embs["supervised"] = sup_emb
+  if sup is not None:
+    embs["supervised"] = sup[0]
   if "arch2vec_nodes" in fixed:
     embs["arch2vec_nodes"] = fixed["arch2vec_nodes"]
   y_ev, codes_ev, group_ev = y[ev], codes[ev], None if group is None else group[ev]
@@ -254,51 +309,40 @@ def _analyse_dataset(
     name: smoothness.nearest_neighbour_gap(e[ev], y_ev, seed=config.seed)
     for name, e in {**embs, "onehot": fixed["onehot"]}.items()
   }
+  excluded = 0 if sup_train is None else len(sup_train)
   cells_info = {
     "cells": len(ev),
-    "excluded_training_cells": 0 if sup_train is None else len(sup_train),
+    "excluded_training_cells": excluded,
     "supervised_train_size": None if sup_train is None else len(sup_train),
     "split": 0,
   }
   log(
-    f"[{dataset}] smoothness / nearest neighbour / pictures on {len(ev):,} cells outside the supervised "
-    f"encoder's {cells_info['excluded_training_cells']:,} training cells"
+    f"[{dataset}] smoothness / nearest neighbour / pictures on {len(ev):,} cells outside the "
+    f"supervised encoder's {excluded:,} training cells"
   )
   for name, c in smooth.items():
     log(
       f"[{dataset}] smoothness {name}: mean L2 by edit distance "
       + ", ".join(f"{e}:{m:.3f}" for e, m in zip(c["edit"], c["mean"]))
-      + f" (monotone: {smoothness.monotone_increasing(c['mean'])}); NN |acc gap| {nn_gap[name]['nn_gap_mean']:.3f} "
+      + f" (monotone: {smoothness.monotone_increasing(c['mean'])}); "
+      f"NN |acc gap| {nn_gap[name]['nn_gap_mean']:.3f} "
       f"vs random {nn_gap[name]['random_gap_mean']:.3f}"
     )
-  out = config.out
   plots.plot_distance_vs_edit(
-    os.path.join(out, f"smoothness_{dataset}.png"),
+    os.path.join(config.out, f"smoothness_{dataset}.png"),
     smooth,
-    f"{config.space} {dataset}: latent distance vs edit distance ({smooth['arch2vec']['num_cells']} cells, all pairs)",
+    f"{config.space} {dataset}: latent distance vs edit distance "
+    f"({smooth['arch2vec']['num_cells']} cells, all pairs)",
   )
   for name, e in embs.items():
     plots.plot_projection(
-      os.path.join(out, f"pca_{name}_{dataset}.png"),
+      os.path.join(config.out, f"pca_{name}_{dataset}.png"),
       e[ev],
       y_ev,
       f"{config.space} {dataset}: PCA of {name} embeddings ({len(ev):,} held-out cells)",
     )
   tsne_info = _tsne_pictures(config, dataset, {**embs, "onehot": fixed["onehot"]}, ev, y, log)
-  rows = predictive.summarize(records)
-  for metric in ("rmse", "pearson", "kendall"):
-    plots.plot_predictive(
-      os.path.join(out, f"predictive_{metric}_{dataset}.png"),
-      rows,
-      metric,
-      f"{config.space} {dataset}: held-out {metric}",
-    )
   return {
-    "num_cells": n,
-    "target": data["reward"],
-    "records": records,
-    "summary": rows,
-    "supervised": sup_info,
     "smoothness": {
       name: {**c, "monotone": smoothness.monotone_increasing(c["mean"])}
       for name, c in smooth.items()
@@ -306,14 +350,11 @@ def _analyse_dataset(
     "nearest_neighbour": nn_gap,
     "neighbourhood_cells": cells_info,
     "tsne": tsne_info,
-    "seconds": time.perf_counter() - t0,
   }
 
 
 def _node_features(config: AnalysisConfig, data: dict[str, Any]) -> np.ndarray:
   """Per-node arch2vec features [N, n * latent] of the table's cells (encoder `config.encoder` or the workdir)."""
-  from arch2vec_jax import pretrained  # pylint: disable=import-outside-toplevel
-
   enc = pretrained.load(config.encoder or config.workdir)
   feats = features_lib.node_features(enc, data["adjacency"], data["ops"])
   pooled = features_lib.pooled_from_nodes(feats, data["ops"].any(-1).sum(-1), enc.latent)

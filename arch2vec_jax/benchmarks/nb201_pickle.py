@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
+from arch2vec_jax.spaces import nb201
 
 __all__ = [
   "DATASETS",
@@ -610,8 +611,6 @@ def table_from_nb201(
       training time that is negative or not finite (naming the key path and the
       value), a cell listed twice, or fewer than 15,625 cells without `allow_subset`.
   """
-  from arch2vec_jax.spaces import nb201  # late import: the space module is optional at import time
-
   dataset = canonical_dataset(dataset)
   test_dataset = canonical_dataset(test_dataset or dataset)
   test_epochs = int(test_epochs or epochs)

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from arch2vec_jax.benchmarks.table import BenchmarkTable, Column, build_table
+from arch2vec_jax.spaces import nb101
 
 __all__ = [
   "NB101_OPS",
@@ -738,12 +739,6 @@ def parse_nb101_record(data: bytes) -> tuple[str, int, np.ndarray, list[str], di
   return module_hash, epochs, _adjacency(raw_adj), raw_ops.split(","), metrics
 
 
-def _nb101():
-  from arch2vec_jax.spaces import nb101  # late import: the space module is optional at import time
-
-  return nb101
-
-
 class CellError(ValueError):
   """A bad cell in a batch: `.cell` is its position, `.reason` says why."""
 
@@ -771,7 +766,6 @@ def encode_nb101_raw(
     CellError: (a ValueError) for the first cell that is not a V x V strictly
       upper-triangular 0/1 matrix with V known op names.
   """
-  nb101 = _nb101()
   n_nodes, n_ops = nb101.NUM_NODES, len(nb101.OPS)
   op_index = {op: i for i, op in enumerate(nb101.OPS)}
   count = len(raw_adjacency)
@@ -893,7 +887,6 @@ def read_nb101_tfrecord(
     raise ValueError(
       f"{path}: no record with epochs={epochs} among {records} records (epochs present: {sorted(epochs_seen)})"
     )
-  nb101 = _nb101()
   try:
     adjacency, onehot = encode_nb101_raw([g[0] for g in graphs], [g[1].split(",") for g in graphs])
   except CellError as e:

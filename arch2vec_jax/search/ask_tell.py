@@ -77,6 +77,7 @@ __all__ = [
   "Progress",
   "StateFileError",
   "add_candidates",
+  "append_told",
   "as_batch",
   "candidates_from_env",
   "check_batch_size",
@@ -403,6 +404,28 @@ def record(progress: Progress, cells, values, costs=None) -> tuple[Progress, jax
       total_cost=p.total_cost + jnp.where(mask[j] & jnp.isfinite(costs[j]), costs[j], 0.0),
     )
   return p, mask
+
+
+def append_told(
+  buffers: tuple[jax.Array, ...], start: jax.Array, told: jax.Array, new: tuple[jax.Array, ...]
+) -> tuple[tuple[jax.Array, ...], jax.Array]:
+  """Appends the told rows of a batch to a method's data buffers (the rows past R are dropped).
+
+  Args:
+    buffers: arrays [R, ...], rows `start ..` free.
+    start: int32 [], the first free row.
+    told: bool [B], which of the batch's rows are data (`record`).
+    new: one [B, ...] array per buffer.
+  Returns:
+    (the buffers with the told rows written at `start, start + 1, ..` in batch order,
+    the next free row: `start` + the number told, not clipped to R).
+  """
+  out, row, size = list(buffers), start, buffers[0].shape[0]
+  for j in range(told.shape[0]):
+    at = jnp.where(told[j], row, size)  # out of bounds: not written
+    out = [b.at[at].set(v[j], mode="drop") for b, v in zip(out, new, strict=True)]
+    row = row + told[j].astype(jnp.int32)
+  return tuple(out), row
 
 
 def within_budget(state: Any, budget: env_lib.Budget) -> jax.Array:

@@ -67,6 +67,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from arch2vec_jax import perf
 from arch2vec_jax.search import ask_tell, blr
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
@@ -90,6 +91,7 @@ __all__ = [
   "mlp_apply",
   "mlp_features",
   "release_expected_improvement",
+  "top_k_slot",
 ]
 
 
@@ -532,8 +534,6 @@ def flops_per_seed(
   Returns:
     {"fit", "blr", "sweep", "total"} FLOPs per seed.
   """
-  from arch2vec_jax import perf  # pylint: disable=import-outside-toplevel
-
   t_max, k = int(budget.max_queries), int(config.top_k)
   n0 = min(int(config.num_init), t_max)
   sizes = [n0 + i * k for i in range(max(0, -(-(t_max - n0) // k)))]
@@ -627,6 +627,59 @@ class BOState(NamedTuple):
   stats: BOStats
 
 
+def top_k_slot(
+  st: NamedTuple,
+  refit: Callable,
+  num_init: int,
+  k: int,
+  in_budget: jax.Array,
+  revisit: bool = False,
+) -> tuple[NamedTuple, jax.Array]:
+  """One proposal of a top-k BO (`bo_search`, `supervised.supervised_bo_search`).
+
+  The first `num_init` proposals are random unvisited cells; after them a proposal takes the
+  next of the last fit's k picks, and when none is left `refit` picks k more.
+
+  Args:
+    st: the method's state (`BOState`-like: progress, init_key, num_asked, num_fits, picks,
+      picks_ok, next_pick).
+    refit: `(st, due, active) -> (cells int32 [k], scores [k], st)`: the fit (made only
+      where `active`: due and in budget), which stores its own results in `st` where `due`.
+    num_init, k: the initial design's size; picks per fit.
+    in_budget: bool []: false proposes -1.
+    revisit: a pick may be a cell proposed before (the initial design stays distinct).
+  Returns:
+    (the state after the proposal, the cell proposed: int32 [], -1 for none).
+  """
+  in_init = st.num_asked < num_init
+  due = ~in_init & (st.next_pick >= k)
+  visited = st.progress.visited
+  cells, scores, st = refit(st, due, due & in_budget)
+  st = st._replace(
+    picks=jnp.where(due, cells, st.picks),
+    picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
+    next_pick=jnp.where(due, 0, st.next_pick),
+    num_fits=st.num_fits + due.astype(jnp.int32),
+  )
+  pos = jnp.minimum(st.next_pick, k - 1)
+  picked = jnp.where(st.picks_ok[pos] & in_budget, st.picks[pos], -1)
+  random = env_lib.random_unvisited(ask_tell.step_key(st.init_key, st.num_asked), visited)
+  proposal = jnp.where(in_init, jnp.where(in_budget, random, -1), picked)
+  if revisit:
+    fresh_visited, fresh = ask_tell.propose(visited, proposal)
+    cell = jnp.where(in_init, fresh, proposal)
+    safe = jnp.maximum(cell, 0)
+    visited = fresh_visited.at[safe].set(fresh_visited[safe] | (cell >= 0))
+  else:
+    visited, cell = ask_tell.propose(visited, proposal)
+  st = st._replace(
+    progress=st.progress._replace(visited=visited),
+    num_asked=st.num_asked + 1,
+    next_pick=st.next_pick + (~in_init).astype(jnp.int32),
+  )
+  return st, cell
+
+
 def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> ask_tell.AskTell:
   """arch2vec-BO as ask/tell (module doc).
 
@@ -709,49 +762,24 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
     learner = state._replace(problem=None)
     unavailable = ~state.problem.available  # the only cells the release's acquisition excludes
 
-    def slot(st: BOState, _):
-      in_init = st.num_asked < n0
-      due = ~in_init & (st.next_pick >= k)
-      visited = st.progress.visited
+    def refit(st: BOState, due: jax.Array, active: jax.Array):
       cells, scores, net, stats = think(
         ask_tell.step_key(st.fit_key, st.num_fits),
         st.x,
         st.y,
         st.progress.num_told,
         st.net,
-        unavailable if config.revisit else visited,
+        unavailable if config.revisit else st.progress.visited,
         st.progress.best_value,
-        due & in_budget,
+        active,
         embeddings,
         chunks,
       )
-      st = st._replace(
-        net=net,
-        picks=jnp.where(due, cells, st.picks),
-        picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
-        next_pick=jnp.where(due, 0, st.next_pick),
-        num_fits=st.num_fits + due.astype(jnp.int32),
-        stats=jax.tree.map(lambda new, old: jnp.where(due, new, old), stats, st.stats),
-      )
-      pos = jnp.minimum(st.next_pick, k - 1)
-      picked = jnp.where(st.picks_ok[pos] & in_budget, st.picks[pos], -1)
-      random = env_lib.random_unvisited(ask_tell.step_key(st.init_key, st.num_asked), visited)
-      proposal = jnp.where(in_init, jnp.where(in_budget, random, -1), picked)
-      if (
-        config.revisit
-      ):  # a pick is proposed also when it was proposed before (the initial design stays distinct)
-        fresh_visited, fresh = ask_tell.propose(visited, proposal)
-        cell = jnp.where(in_init, fresh, proposal)
-        safe = jnp.maximum(cell, 0)
-        visited = fresh_visited.at[safe].set(fresh_visited[safe] | (cell >= 0))
-      else:
-        visited, cell = ask_tell.propose(visited, proposal)
-      st = st._replace(
-        progress=st.progress._replace(visited=visited),
-        num_asked=st.num_asked + 1,
-        next_pick=st.next_pick + (~in_init).astype(jnp.int32),
-      )
-      return st, cell
+      stats = jax.tree.map(lambda new, old: jnp.where(due, new, old), stats, st.stats)
+      return cells, scores, st._replace(net=net, stats=stats)
+
+    def slot(st: BOState, _):
+      return top_k_slot(st, refit, n0, k, in_budget, config.revisit)
 
     learner, cells = jax.lax.scan(slot, learner, None, length=b)
     return cells, learner._replace(problem=state.problem)
@@ -760,13 +788,8 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
     start = state.progress.num_told
     progress, told = ask_tell.record(state.progress, cells, values, costs)
     cells, values, _ = ask_tell.as_batch(cells, values, costs)
-    x, y = state.x, state.y
-    row = start
-    for j in range(cells.shape[0]):
-      at = jnp.where(told[j], row, rows)  # out of bounds: not written
-      x = x.at[at].set(state.problem.embeddings[jnp.maximum(cells[j], 0)], mode="drop")
-      y = y.at[at].set(values[j], mode="drop")
-      row = row + told[j].astype(jnp.int32)
+    x = state.problem.embeddings[jnp.maximum(cells, 0)]
+    (x, y), _ = ask_tell.append_told((state.x, state.y), start, told, (x, values))
     return state._replace(progress=progress, x=x, y=y)
 
   return ask_tell.AskTell(init, ask, tell, b, "bo")

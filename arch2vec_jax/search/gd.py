@@ -50,6 +50,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from arch2vec_jax import metrics as metrics_lib
+from arch2vec_jax import model as model_lib
+from arch2vec_jax import spaces
 from arch2vec_jax.search import ask_tell, blr, dngo
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
@@ -482,14 +485,9 @@ def gd_search(
   def tell(state: GDState, cells, values, costs=None) -> GDState:
     progress, told = ask_tell.record(state.progress, cells, values, costs)
     cells, values, _ = ask_tell.as_batch(cells, values, costs)
-    x, y, c, n = state.x, state.y, state.c, state.num_rows
-    for j in range(cells.shape[0]):
-      row = jnp.where(told[j], n, rows)  # out of bounds: not written
-      x = x.at[row].set(state.problem.embeddings[jnp.maximum(cells[j], 0)], mode="drop")
-      y = y.at[row].set(values[j], mode="drop")
-      c = c.at[row].set(cells[j], mode="drop")
-      n = jnp.minimum(n + told[j].astype(jnp.int32), rows)
-    return state._replace(progress=progress, x=x, y=y, c=c, num_rows=n)
+    new = (state.problem.embeddings[jnp.maximum(cells, 0)], values, cells)
+    (x, y, c), n = ask_tell.append_told((state.x, state.y, state.c), state.num_rows, told, new)
+    return state._replace(progress=progress, x=x, y=y, c=c, num_rows=jnp.minimum(n, rows))
 
   return ask_tell.AskTell(init, ask, tell, k, "gd")
 
@@ -551,8 +549,6 @@ def run_with_stats(
 
 def has_table_decoder(space: str) -> bool:
   """Whether `table_decoder` works for a space (its `SearchSpace.table_rows` and ids-are-cells)."""
-  from arch2vec_jax import spaces  # pylint: disable=import-outside-toplevel
-
   if space not in spaces.NAMES:
     return False
   space_obj = spaces.get(space)
@@ -578,9 +574,6 @@ def table_decoder(encoder: Any, table_ids: Any, chunk: int = 1024) -> TableDecod
   Raises:
     ValueError: for an encoder of a space without table rows (`has_table_decoder`).
   """
-  from arch2vec_jax import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
-  from arch2vec_jax import model as model_lib  # pylint: disable=import-outside-toplevel
-
   if not has_table_decoder(encoder.space):
     raise ValueError(
       "the table decoder needs an encoder of a space whose ids are its cells and whose "

@@ -49,7 +49,7 @@ import numpy as np
 import optax
 
 from arch2vec_jax import model as model_lib
-from arch2vec_jax.search import ask_tell, blr, joint, reinforce
+from arch2vec_jax.search import ask_tell, blr, dngo, joint, reinforce
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.search.batching import sequential_vmap
 
@@ -292,40 +292,22 @@ def supervised_bo_search(
     in_budget = ask_tell.within_budget(state, budget)
     learner = state._replace(problem=None)
 
-    def slot(st: SBOState, _):
-      in_init = st.num_asked < n0
-      due = ~in_init & (st.next_pick >= k)
-      visited = st.progress.visited
+    def refit(st: SBOState, due: jax.Array, active: jax.Array):
       cells, scores, la, lb = think(
         ask_tell.step_key(st.fit_key, st.num_fits),
         st.cells,
         st.y,
         st.progress.num_told,
-        visited,
+        st.progress.visited,
         st.progress.best_value,
-        due & in_budget,
+        active,
         problem,
       )
-      st = st._replace(
-        picks=jnp.where(due, cells, st.picks),
-        picks_ok=jnp.where(due, jnp.isfinite(scores), st.picks_ok),
-        next_pick=jnp.where(due, 0, st.next_pick),
-        num_fits=st.num_fits + due.astype(jnp.int32),
-        log_alpha=jnp.where(due, la, st.log_alpha),
-        log_beta=jnp.where(due, lb, st.log_beta),
-      )
-      pos = jnp.minimum(st.next_pick, k - 1)
-      picked = jnp.where(st.picks_ok[pos] & in_budget, st.picks[pos], -1)
-      random = env_lib.random_unvisited(ask_tell.step_key(st.init_key, st.num_asked), visited)
-      visited, cell = ask_tell.propose(
-        visited, jnp.where(in_init, jnp.where(in_budget, random, -1), picked)
-      )
-      st = st._replace(
-        progress=st.progress._replace(visited=visited),
-        num_asked=st.num_asked + 1,
-        next_pick=st.next_pick + (~in_init).astype(jnp.int32),
-      )
-      return st, cell
+      la, lb = jnp.where(due, la, st.log_alpha), jnp.where(due, lb, st.log_beta)
+      return cells, scores, st._replace(log_alpha=la, log_beta=lb)
+
+    def slot(st: SBOState, _):
+      return dngo.top_k_slot(st, refit, n0, k, in_budget)
 
     learner, cells = jax.lax.scan(slot, learner, None, length=b)
     return cells, learner._replace(problem=problem)
@@ -334,12 +316,8 @@ def supervised_bo_search(
     start = state.progress.num_told
     progress, told = ask_tell.record(state.progress, cells, values, costs)
     cells, values, _ = ask_tell.as_batch(cells, values, costs)
-    buf, y, row = state.cells, state.y, start
-    for j in range(cells.shape[0]):
-      at = jnp.where(told[j], row, rows)  # out of bounds: not written
-      buf = buf.at[at].set(jnp.maximum(cells[j], 0), mode="drop")
-      y = y.at[at].set(values[j], mode="drop")
-      row = row + told[j].astype(jnp.int32)
+    new = (jnp.maximum(cells, 0), values)
+    (buf, y), _ = ask_tell.append_told((state.cells, state.y), start, told, new)
     return state._replace(progress=progress, cells=buf, y=y)
 
   return ask_tell.AskTell(init, ask, tell, b, "sbo")
