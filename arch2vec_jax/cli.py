@@ -61,15 +61,25 @@ def command_line(script: str, flag_values: flags.FlagValues = flags.FLAGS) -> st
 
 
 def field_help(cls: type) -> dict[str, str]:
-  """Each field's text in the `Attributes:` section of a class docstring (Google style).
+  """Each field's text in the `Attributes:` sections of a class's docstring and its bases'.
 
-  An entry is `name: text` (or `a, b: text` for several fields), continued on
-  deeper-indented lines; the lines are joined with spaces.
+  An entry (Google style) is `name: text` (or `a, b: text` for several fields), continued
+  on deeper-indented lines; the lines are joined with spaces. A class's entry wins over
+  its bases' (so a subclass documents only its own fields).
 
   Returns:
     {field name: text}.
   """
-  doc = (cls.__doc__ or "").expandtabs()
+  out = {}
+  for base in reversed(cls.__mro__):
+    if base is not object:
+      out.update(_own_field_help(base.__doc__ if "__doc__" in vars(base) else None))
+  return out
+
+
+def _own_field_help(doc: str | None) -> dict[str, str]:
+  """{field name: text} of one docstring's `Attributes:` section (`field_help`)."""
+  doc = (doc or "").expandtabs()
   section = re.search(r"^( *)Attributes:\n((?:\1 +\S.*\n?|\s*\n)*)", doc, re.MULTILINE)
   if section is None:
     return {}
@@ -134,7 +144,7 @@ def _flag_name(path: str, rename: dict[str, str]) -> str:
   prefix that `rename` gives its nearest renamed enclosing config (none: no prefix)."""
   if path in rename:
     return rename[path]
-  parts, prefix = path.split("."), ""
+  parts, prefix = path.split("."), rename.get("", "")
   for i in range(1, len(parts)):
     prefix = rename.get(".".join(parts[:i]), prefix)
   return prefix + parts[-1]
@@ -182,7 +192,8 @@ def define_config_flags(
     config: a dataclass instance (e.g. `configs.pretrain_config()`).
     flag_values: where to define the flags.
     rename: {dotted field path: flag name}; for a nested config the name is a prefix
-      of its fields' flags (e.g. {"supervised": "supervised_", "datasets": "dataset"}).
+      of its fields' flags (e.g. {"supervised": "supervised_", "datasets": "dataset"}),
+      and the path "" names the prefix of every flag (e.g. {"": "bo_"}).
     skip: dotted paths of fields (or nested configs) that get no flag.
     shared: flag names that another config of the same launcher may have defined
       already (e.g. both configs' `seed`): such a flag is kept, not defined again.

@@ -14,16 +14,18 @@ test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
 `summary.json` (mean +- std at several budgets, timings, the command) and
 `curves.png` into `--workdir`. All logic lives in `arch2vec_jax.search.experiment`.
 
-Release behaviours (default off; the defaults are the paper's method with a
-correct EI): `--bo_acquisition=release` (the release's float32 EI, variance as
-scale, fixed target `--bo_target`, default 0.95 NB101 / 1.0 NB201),
-`--bo_pybnn_mll` (pybnn's evidence), `--bo_revisit` (BO may query a cell again
-and pays for it again), `--rl_skip_nearest` (REINFORCE never takes the cell
-nearest to its action). `--rl_baseline`: `release` (default: the release's
-constant, 0.4 NB201 / 0.95 NB101, the paper's method), `mean` (the mean of the
-rewards told so far: in the reward's range, e.g. ImageNet16-120, whose 12-epoch
-validation accuracies peak at 38.67% < 0.4 so that the constant makes every
-advantage negative) or a number (a constant).
+Every field of the methods' configs is a flag: `--bo_<field>` (`dngo.BOConfig`),
+`--rl_<field>` (`reinforce.ReinforceConfig`), `--gd_<field>` (`gd.GDConfig`); one not
+given keeps the space's value (`runner.default_config`, from the space's
+`search_defaults`), which `--helpfull` does not show. Release behaviours (off by default;
+the defaults are the paper's method with a correct EI): `--bo_acquisition=release` (the
+release's float32 EI, variance as scale, the fixed target `--bo_target`), `--bo_pybnn_mll`
+(pybnn's evidence), `--bo_revisit` (BO may query a cell again and pays for it again),
+`--rl_skip_nearest` (REINFORCE never takes the cell nearest to its action).
+`--rl_baseline`: `release` (default: the space's constant, the release's, the paper's
+method), `mean` (the mean of the rewards told so far: in the reward's range, e.g.
+ImageNet16-120, whose 12-epoch validation accuracies peak at 38.67%, below NB201's
+constant, so that the constant makes every advantage negative) or a number (a constant).
 
 Several devices: the seeds are sharded over every device JAX sees (`--cpu_devices 2`
 uses both cores of a 2-core CPU); multi-host: the same command in every process with
@@ -99,75 +101,36 @@ flags.DEFINE_bool(
   "reward, budget and --seed; e.g. an expensive method with fewer --seeds).",
 )
 flags.DEFINE_integer("seed", 0, "Root seed (seed i uses key i of split(PRNGKey(seed), seeds)).")
-# arch2vec-GD: one flag per `gd.GDConfig` field, --gd_<field> (unset: the default of `runner.default_config`).
-_GD_FLAGS = {}
-for _f in dataclasses.fields(gd.GDConfig):
-  _define = {
-    bool: flags.DEFINE_bool,
-    int: flags.DEFINE_integer,
-    float: flags.DEFINE_float,
-    str: flags.DEFINE_string,
-  }[type(_f.default)]
-  _GD_FLAGS[_f.name] = _define(
-    f"gd_{_f.name}",
-    None,
-    f"arch2vec-GD (--method gd): GDConfig.{_f.name} (default {_f.default!r}).",
-  )
-
-# arch2vec-BO / -RL: the release's behaviours (unset: the default of `runner.default_config`).
-flags.DEFINE_enum(
-  "bo_acquisition",
-  None,
-  ["ei", "release"],
-  "arch2vec-BO: 'ei' (log EI over the incumbent, "
-  "default) or 'release' (the release's float32 EI: variance as scale, fixed --bo_target).",
-)
-flags.DEFINE_float(
-  "bo_target",
-  None,
-  "arch2vec-BO: the release acquisition's fixed target (default 0.95 NB101, 1.0 NB201).",
-)
-flags.DEFINE_bool(
-  "bo_pybnn_mll", None, "arch2vec-BO: pybnn's evidence with the unsquared residual norm (release)."
-)
-flags.DEFINE_bool(
-  "bo_revisit",
-  None,
-  "arch2vec-BO: picks over every cell, queried ones included; a repeat is "
-  "queried and paid again (the release, whose visited check never fires). Default off.",
-)
-flags.DEFINE_bool(
-  "rl_skip_nearest",
-  None,
-  "arch2vec-RL: never take the cell nearest to the action (the release's "
-  "NB201 script). Default off.",
-)
+# One flag per field of each method's config, --gd_<field>, --bo_<field>, --rl_<field>; a flag
+# not given keeps the space's value (`runner.default_config`). RL's baseline and its mode are
+# one flag, --rl_baseline, below.
+GD_FLAGS = {"rename": {"": "gd_"}}
+BO_FLAGS = {"rename": {"": "bo_"}}
+RL_FLAGS = {"rename": {"": "rl_"}, "skip": ("baseline", "baseline_mode")}
+cli.define_config_flags(gd.GDConfig(), **GD_FLAGS)
+cli.define_config_flags(dngo.BOConfig(), **BO_FLAGS)
+cli.define_config_flags(reinforce.ReinforceConfig(), **RL_FLAGS)
 flags.DEFINE_string(
   "rl_baseline",
   None,
-  "arch2vec-RL's reward baseline: 'release' (default: the release's constant, "
-  "0.4 NB201, 0.95 NB101), 'mean' (the mean of the rewards told so far) or a number.",
+  "arch2vec-RL's reward baseline: 'release' (the space's constant, the release's; default), "
+  "'mean' (the mean of the rewards told so far) or a number (a constant).",
 )
+
+
+def gd_config(space: str) -> gd.GDConfig:
+  """The GD config of the --gd_* flags (over `runner.default_config('gd', space)`)."""
+  return cli.config_from_flags(runner.default_config("gd", space), **GD_FLAGS)
 
 
 def bo_config(space: str) -> dngo.BOConfig:
   """The BO config of the --bo_* flags (over `runner.default_config('bo', space)`)."""
-  changes = {
-    "acquisition": FLAGS.bo_acquisition,
-    "target": FLAGS.bo_target,
-    "pybnn_mll": FLAGS.bo_pybnn_mll,
-    "revisit": FLAGS.bo_revisit,
-  }
-  return dataclasses.replace(
-    runner.default_config("bo", space), **{k: v for k, v in changes.items() if v is not None}
-  )
+  return cli.config_from_flags(runner.default_config("bo", space), **BO_FLAGS)
 
 
 def rl_config(space: str) -> reinforce.ReinforceConfig:
   """The RL config of the --rl_* flags (over `runner.default_config('rl', space)`)."""
-  config = runner.default_config("rl", space)
-  if FLAGS.rl_skip_nearest is not None:
-    config = dataclasses.replace(config, skip_nearest=FLAGS.rl_skip_nearest)
+  config = cli.config_from_flags(runner.default_config("rl", space), **RL_FLAGS)
   value = FLAGS.rl_baseline
   if value is None or value == "release":
     return config
@@ -179,12 +142,6 @@ def rl_config(space: str) -> reinforce.ReinforceConfig:
     raise ValueError(
       f"--rl_baseline must be 'release', 'mean' or a number, got {value!r}"
     ) from None
-
-
-def gd_config(space: str) -> gd.GDConfig:
-  """The GD config of the --gd_* flags (over `runner.default_config('gd', space)`)."""
-  changes = {name: flag.value for name, flag in _GD_FLAGS.items() if flag.value is not None}
-  return dataclasses.replace(runner.default_config("gd", space), **changes)
 
 
 cli.define_device_flags()  # --cpu_devices (seeds sharded over the split CPU), --distributed (multi-host)

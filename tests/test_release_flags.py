@@ -287,6 +287,28 @@ def test_flags_reach_the_configs_and_defaults_are_unchanged():
       _parse(launcher, "--rl_baseline=high")
 
 
+def test_every_config_field_is_a_flag_over_the_spaces_config():
+  launcher = _launcher()
+  for config, prefix in ((dngo.BOConfig(), "bo_"), (reinforce.ReinforceConfig(), "rl_")):
+    for field in dataclasses.fields(config):
+      name = "rl_baseline" if field.name == "baseline_mode" else prefix + field.name
+      assert name in flags.FLAGS, name  # RL's baseline and its mode: the one --rl_baseline
+  with flagsaver.flagsaver():
+    bo, rl = _parse(launcher, "--bo_num_init=3", "--bo_sequential_seeds=false", "--rl_hidden_dim=8")
+    want_bo = dataclasses.replace(
+      runner.default_config("bo", "nb201"), num_init=3, sequential_seeds=False
+    )
+    assert bo == want_bo
+    assert rl == dataclasses.replace(runner.default_config("rl", "nb201"), hidden_dim=8)
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["search.py", "--benchmark=x", "--workdir=y", "--bo_top_k=2"])
+    assert launcher.bo_config("nb101") == dataclasses.replace(
+      runner.default_config("bo", "nb101"), top_k=2
+    )  # the space's other values (target 0.95) stay
+    with pytest.raises(ValueError, match="acquisition must be 'ei' or 'release'"):
+      _parse(launcher, "--bo_acquisition=pi")
+
+
 def test_launcher_runs_with_release_flags(shared_data, tmp_path):
   launcher = _launcher()
   csv = tmp_path / "nb201.csv"

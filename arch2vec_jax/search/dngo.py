@@ -126,11 +126,9 @@ class SurrogateFitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BOConfig(SurrogateFitConfig):
-  """BO settings (defaults: the paper's DNGO for NB201).
+  """BO settings (defaults: the paper's DNGO for NB201); the surrogate's fit: `SurrogateFitConfig`.
 
   Attributes:
-    surrogate, num_init, hidden_dim, num_epochs, batch_size, learning_rate,
-      normalize_input, normalize_output: the surrogate's fit (`SurrogateFitConfig`).
     top_k: cells queried per iteration (1 NB201, 5 NB101).
     acquisition: 'ei' (log EI over the incumbent) or 'release' (the release's
       float32 EI with the variance as scale and the fixed `target`; module doc).

@@ -93,10 +93,10 @@ class GDConfig(dngo.SurrogateFitConfig):
   DNGO fit (BLR on the embeddings 94.04, 3 fits of 30 epochs 93.86; 10 epochs 94.04 beat 100
   at step 0.1) and mapping (a): the decoder's cell was never a new one.
 
+  The surrogate's fit: the fields of `dngo.SurrogateFitConfig` (shared with arch2vec-BO;
+  `dngo.fit_mlp`).
+
   Attributes:
-    surrogate, num_init, hidden_dim, num_epochs, learning_rate, normalize_input,
-      normalize_output: the surrogate's fit (`dngo.SurrogateFitConfig`, shared
-      with arch2vec-BO; `dngo.fit_mlp`).
     batch_size: the fit's minibatch size, here 0 (full-batch, one step per epoch).
     ensemble: number of DNGO fits (different initialisations) whose predictives
       are mixed; 1 is plain DNGO.
