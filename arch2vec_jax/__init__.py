@@ -6,7 +6,8 @@ Public API (import what you need from here or from the submodules):
   benchmarks   readers of the original benchmark files into `BenchmarkTable`
   model        `Arch2Vec` (GIN VAE, Jraph + Flax), `ModelConfig`, `cells_to_graphs`
   configs      `TrainConfig` and `pretrain_config(space, variant)`: one per space, and a tiny one
-  train        `pretrain` and its parts, `make_train_step`, `make_train_epoch`
+  train        `pretrain` and its parts (setup, evaluator, checkpointer, embeddings, summary)
+  train_step   the compiled core: `TrainState`, `create_optimizer`, `make_train_step`, `make_train_epoch`
   embed        `encode(params, batch_stats, adjacency, ops)` -> [N, 16] embeddings
   metrics      reconstruction, validity and uniqueness
   parallel     several devices: data mesh, replication, `jax.distributed` start-up
@@ -43,6 +44,7 @@ _SUBMODULES = (
   "parallel",
   "pretrained",
   "train",
+  "train_step",
   "search",
 )
 _SPACES = ("darts", "nb101", "nb201")

@@ -161,7 +161,7 @@ def _discrete_bounds(base, cells, runs):
   ]
   _, val = train.split_cells(*cells, train.TrainConfig(**base).train_fraction)
   recon = _flips(*[_decisions(model, v, cells=val[:2]) for v in variables], n_node=val[2])
-  _, _, prior_key = train._keys(jax.device_get(one["state"].key))  # pylint: disable=protected-access
+  _, _, prior_key = train.run_keys(jax.device_get(one["state"].key))
   key = jax.random.fold_in(prior_key, one["epochs"][-1]["epoch"])
   mean, _ = one["prior"]
   eps = np.asarray(jax.random.normal(key, (base["num_prior_samples"], *mean.shape), jnp.float32))
