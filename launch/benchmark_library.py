@@ -27,6 +27,7 @@ import numpy as np
 from absl import flags
 
 from arch2vec_jax import cli, fileio, machine, pretrained
+from arch2vec_jax.benchmarks import csv_data
 from arch2vec_jax.search import ask_tell, experiment, runner
 from arch2vec_jax.search import env as env_lib
 from arch2vec_jax.spaces import nb101, nb201
@@ -35,7 +36,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("parts", ["embed", "ask_tell"], "embed, ask_tell")
 flags.DEFINE_integer("repeats", 3, "Timed repeats of each embed (best reported).")
 flags.DEFINE_string(
-  "table", "../shared/data/nb201_accuracies.csv", "The NB201 benchmark table (ask_tell part)."
+  "table", csv_data.SHARED_CSV["nb201"], "The NB201 benchmark table (ask_tell part)."
 )
 flags.DEFINE_integer("steps_at", 100, "Told cells around which the ask/tell step is timed.")
 flags.DEFINE_integer("window", 10, "Steps timed (the last `window` before --steps_at).")

@@ -28,12 +28,13 @@ import numpy as np
 from absl import app, flags
 
 from arch2vec_jax import cli, fileio, perf
+from arch2vec_jax.benchmarks import csv_data
 from arch2vec_jax.search import blr, dngo, experiment, runner
 from arch2vec_jax.search import env as env_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-  "benchmark", "../shared/data/nb201_accuracies.csv", "NB201 source (CSV, .npz, .pth ...)."
+  "benchmark", csv_data.SHARED_CSV["nb201"], "NB201 source (CSV, .npz, .pth ...)."
 )
 flags.DEFINE_string("dataset", "cifar10", "NB201 dataset.")
 flags.DEFINE_string(
