@@ -61,7 +61,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +91,7 @@ __all__ = [
   "mlp_apply",
   "mlp_features",
   "release_expected_improvement",
+  "top_k_fields",
   "top_k_slot",
 ]
 
@@ -625,6 +626,26 @@ class BOState(NamedTuple):
   stats: BOStats
 
 
+def top_k_fields(problem: Any, init_key: jax.Array, fit_key: jax.Array, k: int) -> dict[str, Any]:
+  """The fields `top_k_slot` reads, at the start of a search (nothing asked, no fit, no picks).
+
+  Returns:
+    {problem, progress, init_key, fit_key, num_asked: 0, num_fits: 0, picks: int32 [k],
+    picks_ok: bool [k], next_pick: k (a fit is due)}: keywords of a `BOState`-like state.
+  """
+  return {
+    "problem": problem,
+    "progress": ask_tell.init_progress(problem),
+    "init_key": init_key,
+    "fit_key": fit_key,
+    "num_asked": jnp.array(0, jnp.int32),
+    "num_fits": jnp.array(0, jnp.int32),
+    "picks": jnp.zeros((k,), jnp.int32),
+    "picks_ok": jnp.zeros((k,), bool),
+    "next_pick": jnp.array(k, jnp.int32),
+  }
+
+
 def top_k_slot(
   st: NamedTuple,
   refit: Callable,
@@ -736,19 +757,11 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
     dim = problem.embeddings.shape[1]
     nan = jnp.float32(jnp.nan)
     return BOState(
-      problem,
-      ask_tell.init_progress(problem),
-      k_init,
-      k_loop,
-      jnp.array(0, jnp.int32),
-      jnp.array(0, jnp.int32),
-      jnp.zeros((rows, dim), jnp.float32),
-      jnp.zeros((rows,), jnp.float32),
-      init_mlp(k_net, dim, hidden),
-      jnp.zeros((k,), jnp.int32),
-      jnp.zeros((k,), bool),
-      jnp.array(k, jnp.int32),
-      BOStats(jnp.bool_(False), nan, nan),
+      **top_k_fields(problem, k_init, k_loop, k),
+      x=jnp.zeros((rows, dim), jnp.float32),
+      y=jnp.zeros((rows,), jnp.float32),
+      net=init_mlp(k_net, dim, hidden),
+      stats=BOStats(jnp.bool_(False), nan, nan),
     )
 
   def ask(state: BOState) -> tuple[jax.Array, BOState]:

@@ -272,19 +272,11 @@ def supervised_bo_search(
     k_init, k_loop = jax.random.split(key)
     nan = jnp.float32(jnp.nan)
     return SBOState(
-      problem,
-      ask_tell.init_progress(problem),
-      k_init,
-      k_loop,
-      jnp.array(0, jnp.int32),
-      jnp.array(0, jnp.int32),
-      jnp.zeros((rows,), jnp.int32),
-      jnp.zeros((rows,), jnp.float32),
-      jnp.zeros((k,), jnp.int32),
-      jnp.zeros((k,), bool),
-      jnp.array(k, jnp.int32),
-      nan,
-      nan,
+      **dngo.top_k_fields(problem, k_init, k_loop, k),
+      cells=jnp.zeros((rows,), jnp.int32),
+      y=jnp.zeros((rows,), jnp.float32),
+      log_alpha=nan,
+      log_beta=nan,
     )
 
   def ask(state: SBOState) -> tuple[jax.Array, SBOState]:
