@@ -17,7 +17,7 @@ test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
 Every field of the methods' configs is a flag: `--bo_<field>` (`dngo.BOConfig`),
 `--rl_<field>` (`reinforce.ReinforceConfig`), `--gd_<field>` (`gd.GDConfig`); one not
 given keeps the space's value (`runner.default_config`, from the space's
-`search_defaults`), which `--helpfull` does not show. Release behaviours (off by default;
+`search_defaults`; `--helpfull` shows the config class's default instead). Release behaviours (off by default;
 the defaults are the paper's method with a correct EI): `--bo_acquisition=release` (the
 release's float32 EI, variance as scale, the fixed target `--bo_target`), `--bo_pybnn_mll`
 (pybnn's evidence), `--bo_revisit` (BO may query a cell again and pays for it again),
