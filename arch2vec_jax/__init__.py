@@ -7,7 +7,7 @@ Public API (import what you need from here or from the submodules):
   model        `Arch2Vec` (GIN VAE, Jraph + Flax), `ModelConfig`, `cells_to_graphs`
   configs      `TrainConfig` and `pretrain_config(space, variant)`: one per space, and a tiny one
   train        `pretrain` and its parts (setup, evaluator, checkpointer, embeddings, summary)
-  train_step   the compiled core: `TrainState`, `create_optimizer`, `make_train_step`, `make_train_epoch`
+  train_step   the compiled core: `TrainState`, `create_optimizer`, `make_train_step`, the epoch
   embed        `encode(params, batch_stats, adjacency, ops)` -> [N, 16] embeddings
   metrics      reconstruction, validity and uniqueness
   parallel     several devices: data mesh, replication, `jax.distributed` start-up

@@ -29,6 +29,7 @@ from absl import app, flags
 
 from arch2vec_jax import cli
 from arch2vec_jax.analysis import dngo_pipeline, pipeline
+from arch2vec_jax.benchmarks import csv_data
 
 FLAGS = flags.FLAGS
 # The config fields that are not flags of their own: `--space` (declared below, it picks the
@@ -49,7 +50,12 @@ flags.DEFINE_enum(
   ["regression", "dngo"],
   "regression: BLR / GP on each encoding (analysis.json); dngo: the paper's DNGO protocol.",
 )
-flags.DEFINE_enum("space", "nb201", ["nb201", "nb101"], "Search space (picks the configs).")
+flags.DEFINE_enum(
+  "space",
+  pipeline.AnalysisConfig.space,
+  list(csv_data.ANALYSIS_SPACES),
+  "Search space (picks the configs).",
+)
 _REGRESSION = cli.define_config_flags(pipeline.AnalysisConfig(), **REGRESSION_FLAGS)
 _DNGO = cli.define_config_flags(
   dngo_pipeline.DNGOAnalysisConfig(), **DNGO_FLAGS, shared=_REGRESSION

@@ -17,15 +17,17 @@ test accuracies (the NB101 subset). Writes `traces/<method>.npz`,
 Every field of the methods' configs is a flag: `--bo_<field>` (`dngo.BOConfig`),
 `--rl_<field>` (`reinforce.ReinforceConfig`), `--gd_<field>` (`gd.GDConfig`); one not
 given keeps the space's value (`runner.default_config`, from the space's
-`search_defaults`; `--helpfull` shows the config class's default instead). Release behaviours (off by default;
-the defaults are the paper's method with a correct EI): `--bo_acquisition=release` (the
-release's float32 EI, variance as scale, the fixed target `--bo_target`), `--bo_pybnn_mll`
-(pybnn's evidence), `--bo_revisit` (BO may query a cell again and pays for it again),
-`--rl_skip_nearest` (REINFORCE never takes the cell nearest to its action).
-`--rl_baseline`: `release` (default: the space's constant, the release's, the paper's
-method), `mean` (the mean of the rewards told so far: in the reward's range, e.g.
-ImageNet16-120, whose 12-epoch validation accuracies peak at 38.67%, below NB201's
-constant, so that the constant makes every advantage negative) or a number (a constant).
+`search_defaults`; `--helpfull` shows the config class's default instead).
+
+Release behaviours (off by default; the defaults are the paper's method with a correct
+EI): `--bo_acquisition=release` (the release's float32 EI, variance as scale, the fixed
+target `--bo_target`), `--bo_pybnn_mll` (pybnn's evidence), `--bo_revisit` (BO may
+query a cell again and pays for it again), `--rl_skip_nearest` (REINFORCE never takes
+the cell nearest to its action). `--rl_baseline`: `release` (default: the space's
+constant, the release's, the paper's method), `mean` (the mean of the rewards told so
+far: in the reward's range, e.g. ImageNet16-120, whose 12-epoch validation accuracies
+peak at 38.67%, below NB201's constant, so that the constant makes every advantage
+negative) or a number (a constant).
 
 Several devices: the seeds are sharded over every device JAX sees (`--cpu_devices 2`
 uses both cores of a 2-core CPU); multi-host: the same command in every process with

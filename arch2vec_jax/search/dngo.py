@@ -799,8 +799,8 @@ def bo_search(config: BOConfig, budget: env_lib.Budget, batch_size: int = 1) -> 
     start = state.progress.num_told
     progress, told = ask_tell.record(state.progress, cells, values, costs)
     cells, values, _ = ask_tell.as_batch(cells, values, costs)
-    x = state.problem.embeddings[jnp.maximum(cells, 0)]
-    (x, y), _ = ask_tell.append_told((state.x, state.y), start, told, (x, values))
+    new = (state.problem.embeddings[jnp.maximum(cells, 0)], values)
+    (x, y), _ = ask_tell.append_told((state.x, state.y), start, told, new)
     return state._replace(progress=progress, x=x, y=y)
 
   return ask_tell.AskTell(init, ask, tell, b, "bo")
