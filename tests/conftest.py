@@ -5,6 +5,8 @@ import pathlib
 
 import pytest
 
+import arch2vec_jax  # noqa: F401  (sets the package's XLA:CPU defaults before JAX starts a backend)
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("ARCH2VEC_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -27,17 +27,17 @@ def test_spaces_import_without_jax():
   assert out.stdout.strip() == "False"
 
 
-def test_import_leaves_xla_flags_alone():
-  """Importing the library (and JAX through it) does not change the process's XLA settings."""
-  code = (
-    "import os, arch2vec_jax, arch2vec_jax.train; print(os.environ.get('XLA_FLAGS', '<unset>'))"
-  )
+def test_xla_cpu_defaults_respect_the_user():
+  code = "import os, arch2vec_jax; print(os.environ.get('XLA_FLAGS', ''))"
   run = lambda env: subprocess.run(
     [sys.executable, "-c", code],
     capture_output=True,
     text=True,
     check=True,
-    env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
+    env={**os.environ, **env},
   ).stdout.strip()
-  assert run({"XLA_FLAGS": None}) == "<unset>"
-  assert run({"XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}) == "--xla_cpu_max_isa=AVX2"
+  assert "--xla_cpu_use_fusion_emitters=false" in run({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}).split()
+  assert (
+    run({"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}) == "--xla_cpu_use_fusion_emitters=true"
+  )
+  assert run({"XLA_FLAGS": "", "ARCH2VEC_XLA_DEFAULTS": "0"}) == ""
