@@ -20,8 +20,9 @@ import os
 from typing import Any
 
 # XLA:CPU default of this package (set before JAX starts its backend; no effect
-# on GPU/TPU): the classic fusion emitters compile the training step about 2x
-# faster than the new MLIR emitters and run it faster on CPU. Opt out with
+# on GPU/TPU): the classic fusion emitters. XLA's new emitters run BO about 2x
+# faster, but with them XLA:CPU crashed writing the persistent compilation cache
+# in the test suite (results/benchmarks/README.md). Opt out with
 # ARCH2VEC_XLA_DEFAULTS=0, or set the flag yourself in XLA_FLAGS.
 _CPU_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
 if os.environ.get("ARCH2VEC_XLA_DEFAULTS", "1") != "0":
