@@ -20,12 +20,14 @@ __all__ = [
   "USER_ERRORS",
   "command_line",
   "config_from_flags",
+  "core_groups",
   "define_config_flags",
   "define_device_flags",
   "field_help",
   "machine_info",
   "run",
   "setup_devices",
+  "spawn_local_processes",
 ]
 
 # What a launcher user sees as one line ("<launcher>: error: ..."); the traceback only with --debug.
@@ -52,9 +54,11 @@ def command_line(script: str, flag_values: flags.FlagValues = flags.FLAGS) -> st
     e.g. "python launch/search.py --method=rs,re --seeds=500".
   """
   seen, parts = set(), []
+  # A process of `spawn_local_processes`: its job flags are not part of the command.
+  skip = _JOB_FLAGS if LOCAL_PROCESS_ENV in os.environ else ()
   for name in flag_values:
     flag = flag_values[name]
-    if flag.present and id(flag) not in seen:
+    if flag.present and id(flag) not in seen and flag.name not in skip:
       seen.add(id(flag))
       parts.append(shlex.quote(flag.serialize()))
   return " ".join(["python", script] + parts)
@@ -261,12 +265,30 @@ def _flag_value(name: str, hint: Any, flag_values: flags.FlagValues) -> Any:
     raise ValueError(f"--{name} must be a list of {element.__name__}, got {value}") from e
 
 
-def define_device_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+def define_device_flags(
+  flag_values: flags.FlagValues = flags.FLAGS, local_processes: bool = False
+) -> None:
   """Defines --cpu_devices, --distributed, --coordinator_address, --num_processes, --process_id.
 
   Call at import time of a launcher; call `setup_devices` first thing in its
   `main`, before anything touches JAX.
+
+  Args:
+    flag_values: where the flags go.
+    local_processes: also define --local_processes N (the searches): the
+      launcher starts itself N times on this host, each process pinned to its
+      share of the cores, as one `--distributed` job (`spawn_local_processes`).
   """
+  if local_processes:
+    flags.DEFINE_integer(
+      "local_processes",
+      None,
+      "Run as N processes on this host, each pinned to its share of the cores (one JAX CPU "
+      "device each, a localhost --distributed job; the seeds are split over them, process 0 "
+      "logs and writes). On a CPU host faster than --cpu_devices N for BO "
+      "(results/benchmarks/README.md).",
+      flag_values=flag_values,
+    )
   flags.DEFINE_integer(
     "cpu_devices",
     None,
@@ -311,6 +333,16 @@ def setup_devices(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   from arch2vec_jax import parallel  # pylint: disable=import-outside-toplevel
 
   fv = flag_values
+  local = fv["local_processes"].value if "local_processes" in fv else None
+  if local is not None:
+    if local < 1:
+      raise ValueError(f"--local_processes must be >= 1, got {local}")
+    if (
+      local > 1 and LOCAL_PROCESS_ENV not in os.environ
+    ):  # the parent: run the job, exit with its status
+      if fv.distributed:
+        raise ValueError("--local_processes starts its own --distributed job: give one of them")
+      sys.exit(spawn_local_processes(local, sys.argv))
   if fv.cpu_devices is not None:
     if fv.cpu_devices < 1:
       raise ValueError(f"--cpu_devices must be >= 1, got {fv.cpu_devices}")
@@ -326,6 +358,89 @@ def setup_devices(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       raise ValueError(f"{', '.join(given)} given without --distributed")
     return
   parallel.initialize_distributed(**multi)
+
+
+LOCAL_PROCESS_ENV = "ARCH2VEC_LOCAL_PROCESS"  # set in the processes of `spawn_local_processes`
+_JOB_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id")
+
+
+def core_groups(num: int, cores: Sequence[int] | None = None) -> list[list[int]]:
+  """The cores of each of `num` local processes: this process's cores (or `cores`) in `num` contiguous groups.
+
+  Sizes differ by at most one, the larger groups first (as `numpy.array_split`).
+
+  Raises:
+    ValueError: more processes than cores.
+  """
+  cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
+  if not 1 <= num <= len(cores):
+    raise ValueError(f"--local_processes must be in [1, {len(cores)}] (the cores here), got {num}")
+  size, extra = divmod(len(cores), num)  # the first `extra` groups get one core more
+  starts = [i * size + min(i, extra) for i in range(num + 1)]
+  return [cores[starts[i] : starts[i + 1]] for i in range(num)]
+
+
+def spawn_local_processes(num: int, argv: Sequence[str], poll_s: float = 0.1) -> int:
+  """Runs `python argv` as a `num`-process `--distributed` job on localhost, one core group each.
+
+  Process i gets `--distributed --coordinator_address=127.0.0.1:<free port>
+  --num_processes=num --process_id=i`, the environment variable
+  `LOCAL_PROCESS_ENV` = i, and the CPU affinity of `core_groups(num)[i]`
+  (Linux; elsewhere unpinned). Process 0 keeps stdout, the others' goes to
+  /dev/null; all keep stderr. When one fails the others are stopped.
+
+  Returns:
+    0, or the exit status of the first process that failed.
+  """
+  import socket  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+
+  pin = hasattr(os, "sched_setaffinity")
+  mine = os.sched_getaffinity(0) if pin else None
+  groups = core_groups(num) if pin else [None] * num
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = []
+  try:
+    for i, cores in enumerate(groups):
+      job = [
+        "--distributed",
+        f"--coordinator_address=127.0.0.1:{port}",
+        f"--num_processes={num}",
+        f"--process_id={i}",
+      ]
+      if cores is not None:  # a child inherits the affinity of the thread that starts it
+        os.sched_setaffinity(0, cores)
+      try:
+        procs.append(
+          subprocess.Popen(
+            [sys.executable, *argv, *job],
+            env={**os.environ, LOCAL_PROCESS_ENV: str(i)},
+            stdout=None if i == 0 else subprocess.DEVNULL,
+          )
+        )
+      finally:
+        if cores is not None:
+          os.sched_setaffinity(0, mine)
+    running = list(procs)
+    while running:
+      for p in list(running):
+        rc = p.poll()
+        if rc is None:
+          continue
+        running.remove(p)
+        if rc != 0:
+          return rc if rc > 0 else 128 - rc  # killed by signal -rc: the shell's status
+      time.sleep(poll_s)
+    return 0
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.terminate()
+    for p in procs:
+      p.wait()
 
 
 def run(main: Callable[[list[str]], None], flag_values: flags.FlagValues = flags.FLAGS) -> None:

@@ -146,7 +146,7 @@ def rl_config(space: str) -> reinforce.ReinforceConfig:
     ) from None
 
 
-cli.define_device_flags()  # --cpu_devices (seeds sharded over the split CPU), --distributed (multi-host)
+cli.define_device_flags(local_processes=True)  # --cpu_devices, --local_processes, --distributed
 
 
 def main(argv):

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -19,7 +20,7 @@ import repo_scripts
 from absl import app, flags
 from absl.testing import flagsaver
 
-from arch2vec_jax import embed, pretrained
+from arch2vec_jax import cli, embed, pretrained
 from arch2vec_jax.benchmarks import csv_data
 from arch2vec_jax.search import dngo, experiment, reinforce
 from arch2vec_jax.search import env as env_lib
@@ -419,3 +420,96 @@ def test_benchmark_search_runs_and_records(data, tmp_path):
       and not row["loop"]["extrapolated"]
     )
     assert row["batched_s"] > 0 and row["compile_s"] > 0
+
+
+def _search_subprocess(data, workdir, *extra):
+  """launch/search.py in a subprocess (the device flags must act before JAX starts): rc, stdout, stderr."""
+  cmd = [
+    sys.executable,
+    os.path.join(REPO, "launch", "search.py"),
+    "--space=nb201",
+    f"--benchmark={data['nb201']}",
+    "--dataset=cifar100",
+    f"--embeddings={data['emb201']}",
+    f"--seeds={SEEDS + 1}",  # 5: not a multiple of 2 (padded)
+    f"--budget={QUERIES}",
+    f"--workdir={workdir}",
+    *extra,
+  ]
+  env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  proc = subprocess.run(
+    cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO, check=False
+  )
+  return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_local_processes_equal_the_same_devices_in_one_process(data, tmp_path):
+  """--local_processes 2 (two pinned processes, a localhost job) writes the traces of --cpu_devices 2."""
+  rc, out, err = _search_subprocess(data, tmp_path / "lp", "--method=rs,rl", "--local_processes=2")
+  assert rc == 0, err[-3000:]
+  assert out.count("[rl] compile") == 1  # only process 0 logs
+  rc, _, err = _search_subprocess(data, tmp_path / "cd", "--method=rs,rl", "--cpu_devices=2")
+  assert rc == 0, err[-3000:]
+  for m in ("rs", "rl"):
+    a, b = (np.load(tmp_path / d / "traces" / f"{m}.npz") for d in ("lp", "cd"))
+    assert a["cell"].shape == (SEEDS + 1, QUERIES)
+    # The same per-device program on the same machine: the same cells, the same rewards.
+    assert np.array_equal(a["cell"], b["cell"]) and np.allclose(a["best_test"], b["best_test"]), m
+  summary = json.loads((tmp_path / "lp" / "summary.json").read_text())
+  assert summary["command"].endswith("--local_processes=2")  # without the job's own flags
+  assert "--process_id" not in summary["command"]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_local_processes_fail_together_with_the_error(data, tmp_path):
+  rc, _, err = _search_subprocess(
+    data, tmp_path, "--method=rl", "--local_processes=2", "--embeddings=/nonexistent/e.npz"
+  )
+  assert rc == 2 and "no such embeddings file" in err
+  assert not os.path.exists(tmp_path / "summary.json")
+
+
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
+    ({"local_processes": 0}, "--local_processes must be >= 1"),
+    ({"local_processes": 2, "distributed": True}, "starts its own --distributed job"),
+    ({"local_processes": 4096}, r"--local_processes must be in \[1, "),
+  ],
+)
+def test_local_processes_errors(data, tmp_path, kwargs, message):
+  with pytest.raises(app.UsageError, match=message):
+    _main(space="nb201", benchmark=data["nb201"], method="rs", workdir=tmp_path, **kwargs)
+
+
+def test_core_groups_split_the_cores_contiguously():
+  assert cli.core_groups(2, [5, 1, 3, 7]) == [[1, 3], [5, 7]]
+  assert cli.core_groups(3, range(8)) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+  assert cli.core_groups(1, [4]) == [[4]]
+  with pytest.raises(ValueError, match=r"must be in \[1, 2\]"):
+    cli.core_groups(3, [0, 1])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_spawn_local_processes_pins_numbers_and_stops_the_job(tmp_path):
+  """Each process: its core group, its index, the job flags; a failure stops the others with its status."""
+  env, folder = repr(cli.LOCAL_PROCESS_ENV), repr(str(tmp_path))
+  report = (
+    f"import json, os, sys; i = os.environ[{env}]; open(os.path.join({folder}, i), 'w')"
+    ".write(json.dumps([sorted(os.sched_getaffinity(0)), sys.argv[1:]]))"
+  )
+  assert cli.spawn_local_processes(2, ["-c", report]) == 0
+  groups = cli.core_groups(2)
+  for i in range(2):
+    cores, args = json.loads((tmp_path / str(i)).read_text())
+    assert cores == groups[i]
+    assert args[0] == "--distributed" and args[2:] == ["--num_processes=2", f"--process_id={i}"]
+  assert os.sched_getaffinity(0) == {
+    c for g in groups for c in g
+  }  # the parent's own affinity restored
+  fail = f"import os, sys, time; time.sleep(60) if os.environ[{env}] == '0' else sys.exit(3)"
+  start = time.monotonic()
+  assert cli.spawn_local_processes(2, ["-c", fail]) == 3
+  assert time.monotonic() - start < 30  # process 0 was stopped, not waited for
