@@ -17,10 +17,15 @@ devices of all processes and `data_mesh` builds the global mesh from it. Arrays
 are placed with `jax.make_array_from_callback` (each process fills its own
 devices from its host copy, which is identical on every process) and read back
 with `local_value` (a replicated array's copy on this process's first device).
+Results sharded over processes are gathered with `to_host`, which first waits
+for every process at a barrier (`wait_for_processes`): the collectives' own
+set-up waits only 30 s, too little when the processes' shares of the work take
+different times (time-budget searches).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +47,7 @@ __all__ = [
   "resolve_num_devices",
   "shard_leading",
   "to_host",
+  "wait_for_processes",
 ]
 
 DATA_AXIS = "data"
@@ -198,9 +204,37 @@ def shard_leading(x: Any, mesh: Mesh) -> jax.Array:
   return _from_host(x, sharding)
 
 
+BARRIER_TIMEOUT_S = 7 * 24 * 3600
+_barrier_ids = itertools.count()
+
+
+def wait_for_processes(timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+  """Blocks until every process of the `jax.distributed` job has called this (no-op for one process).
+
+  Every process must make the same sequence of calls (SPMD). A process that
+  dies fails the barrier through the coordination service's heartbeat
+  (about 100 s), so the long default timeout does not hang a broken job.
+  """
+  from jax._src import distributed  # pylint: disable=import-outside-toplevel
+
+  client = distributed.global_state.client
+  if client is None or jax.process_count() == 1:
+    return
+  client.wait_at_barrier(f"arch2vec_wait_{next(_barrier_ids)}", int(timeout_s * 1000))
+
+
 def to_host(tree: Any) -> Any:
-  """NumPy copies of a pytree of arrays; arrays sharded over several processes are gathered from all of them."""
+  """NumPy copies of a pytree of arrays; arrays sharded over several processes are gathered from all of them.
+
+  Before gathering, waits until the arrays are computed and every process has
+  got here (`wait_for_processes`), however long the slowest takes.
+  """
   from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+  leaves = jax.tree.leaves(tree)
+  if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in leaves):
+    jax.block_until_ready(leaves)
+    wait_for_processes()
 
   def one(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:

@@ -1,23 +1,31 @@
 """Runs in a subprocess with 8 forced CPU devices (tests/test_sharding.py); prints one JSON line of results.
 
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_checks.py train|pretrain|search|distributed
+  python tests/sharded_checks.py gather PORT PROCESS_ID DELAY_S  # one of a 2-process job
 
 Each check computes the same thing on one device and sharded over several
 devices of this process and reports the largest differences (and the values
 the parent test asserts on); the parent process keeps its single CPU device.
 'distributed PORT' first calls `jax.distributed.initialize` with a localhost
-coordinator (one process) and pre-trains over the global mesh.
+coordinator (one process) and pre-trains over the global mesh. 'gather PORT
+PROCESS_ID DELAY_S' is one process of a 2-process localhost job: process 1
+reaches `parallel.to_host` DELAY_S seconds after process 0.
 """
 
 import json
 import os
 import sys
 import tempfile
+import time
 
 from arch2vec_jax import parallel  # first: the package sets its XLA defaults on import
 
 if __name__ == "__main__" and sys.argv[1] == "distributed":
   parallel.initialize_distributed(f"localhost:{sys.argv[2]}", num_processes=1, process_id=0)
+if __name__ == "__main__" and sys.argv[1] == "gather":
+  parallel.initialize_distributed(
+    f"localhost:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[3])
+  )
 
 import jax
 import jax.numpy as jnp
@@ -393,8 +401,9 @@ def check_search():
   return out
 
 
-def check_distributed():
+def check_distributed(port):
   """After `jax.distributed.initialize` (one process, localhost coordinator): pre-training over the global mesh."""
+  del port  # used at import, before any other JAX call
   cells = _cells(64, seed=4)
   config = train.TrainConfig(
     space="nb201", epochs=1, batch_size=16, num_prior_samples=100, model=TINY
@@ -422,12 +431,29 @@ def check_distributed():
   }
 
 
+def check_gather(port, process_id, delay_s):
+  """One process of two: a seed-like axis sharded over both, gathered after an unequal wait."""
+  del port, process_id  # used at import, before any other JAX call
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ("seeds",))
+  x = parallel.shard_leading(np.arange(2 * jax.device_count(), dtype=np.float32), mesh)
+  if jax.process_index() == 1:
+    time.sleep(float(delay_s))  # the slower process's share of the work
+  start = time.perf_counter()
+  values = parallel.to_host({"x": x})["x"]
+  return {
+    "process": jax.process_index(),
+    "values": values.tolist(),
+    "waited_s": time.perf_counter() - start,
+  }
+
+
 CHECKS = {
   "train": check_train,
   "pretrain": check_pretrain,
   "search": check_search,
   "distributed": check_distributed,
+  "gather": check_gather,
 }
 
 if __name__ == "__main__":
-  print("RESULT " + json.dumps(CHECKS[sys.argv[1]]()), flush=True)
+  print("RESULT " + json.dumps(CHECKS[sys.argv[1]](*sys.argv[2:])), flush=True)

@@ -27,27 +27,41 @@ HERE = pathlib.Path(__file__).resolve().parent
 LR = 1e-3
 
 
-def _run_check(name, *args, devices=8):
+def _check_env(devices):
   env = dict(os.environ)
   env["XLA_FLAGS"] = (
     env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"
   ).strip()
   env.pop("JAX_NUM_CPU_DEVICES", None)
   env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
+def _result(name, returncode, stdout, stderr):
+  lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+  assert returncode == 0 and lines, (
+    f"{name} failed (rc {returncode}):\n{stdout[-3000:]}\n{stderr[-5000:]}"
+  )
+  return json.loads(lines[-1][len("RESULT ") :])
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _run_check(name, *args, devices=8):
   proc = subprocess.run(
     [sys.executable, str(HERE / "sharded_checks.py"), name, *args],
-    env=env,
+    env=_check_env(devices),
     cwd=HERE.parent,
     capture_output=True,
     text=True,
     timeout=600,
     check=False,
   )
-  lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-  assert proc.returncode == 0 and lines, (
-    f"{name} failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-  )
-  return json.loads(lines[-1][len("RESULT ") :])
+  return _result(name, proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +162,7 @@ def test_sharded_search_equals_single_device():
 
 
 def test_distributed_initialize_one_process():
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    port = s.getsockname()[1]
-  r = _run_check("distributed", str(port), devices=2)
+  r = _run_check("distributed", str(_free_port()), devices=2)
   assert r["process_count"] == 1 and r["device_count"] == 2
   assert r["parallel"] == {
     "num_devices": 2,
@@ -169,3 +180,31 @@ def test_distributed_initialize_one_process():
   assert r["params"]["rel"] < 1e-5
   for method, m in r["search"].items():  # seeds sharded over the global mesh equal one device
     assert m["shape"][0] == 5 and m["cells_equal"] and max(m["max_abs"].values()) <= 1e-6, method
+
+
+def test_to_host_waits_for_a_process_that_finishes_much_later():
+  """The collectives' own set-up waits 30 s; `to_host` waits for the slower process at a barrier first.
+
+  Before the barrier, this job failed with 'Gloo context initialization failed:
+  DEADLINE_EXCEEDED' (as did a 500-seed NB101 BO with --local_processes 2).
+  """
+  port, delay = str(_free_port()), 35.0
+  procs = [
+    subprocess.Popen(
+      [sys.executable, str(HERE / "sharded_checks.py"), "gather", port, str(i), str(delay)],
+      env=_check_env(1),
+      cwd=HERE.parent,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  results = []
+  for i, proc in enumerate(procs):
+    stdout, stderr = proc.communicate(timeout=300)
+    results.append(_result(f"gather process {i}", proc.returncode, stdout, stderr))
+  assert [r["process"] for r in results] == [0, 1]
+  for r in results:
+    assert r["values"] == [0.0, 1.0, 2.0, 3.0]
+  assert results[0]["waited_s"] >= delay - 5  # process 0 did wait for process 1
