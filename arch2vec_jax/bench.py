@@ -14,6 +14,9 @@ from `BenchConfig` (`cli.define_config_flags`), one per field. The parts
   metrics    one full pre-training epoch's metric time (held-out reconstruction
              and 10,000 prior decodes judged by the space).
   embedding  embedding extraction of every cell of the space, cells/s.
+  profile    with training: where each batch size's epoch spends its time
+             (`op_profile.profile`: XLA's per-operation timings by kind, the
+             rate inside the matmuls; needs the training part).
   search     RL and BO (`search_methods`) on the NB201 CIFAR-10 table at
              `search_seeds` seeds x `search_queries` queries, every seed count
              one compiled call (seeds sharded over all devices).
@@ -39,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from arch2vec_jax import embed as embed_lib
-from arch2vec_jax import fileio, machine, parallel, perf, train
+from arch2vec_jax import fileio, machine, op_profile, parallel, perf, train
 from arch2vec_jax import model as model_lib
 from arch2vec_jax.benchmarks import csv_data
 from arch2vec_jax.search import dngo, experiment, runner
@@ -63,7 +66,7 @@ __all__ = [
   "run_benchmark",
 ]
 
-PARTS = ("training", "metrics", "embedding", "search")
+PARTS = ("training", "metrics", "embedding", "profile", "search")
 # The space of the search part's table (`search_benchmark`): its cells must be the ones trained on.
 SEARCH_SPACE = "nb201"
 Log = Callable[[str], None]
@@ -79,7 +82,7 @@ class BenchConfig:
     cells: Training cells per timed epoch.
     epochs: Timed epochs per batch size (after the compile and a warm-up epoch).
     num_devices: Devices the training batch is split over (default: all).
-    parts: Parts to run, of training,metrics,embedding,search.
+    parts: Parts to run, of training,metrics,embedding,profile,search.
     search_methods: Search methods to time (rl, bo, rs, re).
     search_seeds: Seed counts to time.
     search_queries: Queries per search.
@@ -114,6 +117,8 @@ class BenchConfig:
     for name in ("cells", "epochs"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+    if "profile" in self.parts and "training" not in self.parts:
+      raise ValueError("--parts profile needs training (it profiles the training epochs)")
     if "search" in self.parts and self.space != SEARCH_SPACE:
       raise ValueError("--parts search needs --space nb201 (the search runs on the NB201 table)")
 
@@ -179,6 +184,7 @@ def bench_training(
   batch_size: int,
   epochs: int,
   mesh: jax.sharding.Mesh | None = None,
+  profile: bool = False,
 ) -> tuple[dict[str, Any], train.TrainState, model_lib.Arch2Vec]:
   """Compile time, graphs/s and memory of the compiled epoch at one global batch size.
 
@@ -189,12 +195,14 @@ def bench_training(
     batch_size: global batch (cells per step, over all devices).
     epochs: timed epochs (after one warm-up epoch).
     mesh: data-parallel mesh (`parallel.data_mesh`) or None for one device.
+    profile: also run one more epoch under `op_profile.profile`.
 
   Returns:
     (row, final state (local copy), model). The row: batch_size, devices,
     flops_per_graph (XLA's FLOP count of one step / batch), gflops, compile_s (s),
     epoch_s (s per timed epoch), graphs_per_s, steps_per_s, program_memory_mib
-    (`memory_analysis`, MiB, or None), device_peak_mib (MiB, or None on CPU).
+    (`memory_analysis`, MiB, or None), device_peak_mib (MiB, or None on CPU), and
+    with `profile` the epoch's `op_profile.profile` (profile).
   """
   config = train.TrainConfig(space=space, batch_size=batch_size)
   model = train.create_model(ops.shape[-1], config.model)
@@ -238,6 +246,14 @@ def bench_training(
     "program_memory_mib": _program_memory_mib(compiled),
     "device_peak_mib": _device_peak_mib(),
   }
+  if profile:  # one more epoch (after an untraced one), the state threaded: it is donated
+
+    def run_epoch():
+      nonlocal state
+      state, out = compiled(state, data, jnp.int32(epochs + 1))
+      return out
+
+    row["profile"] = op_profile.profile(compiled, calls=1, run=run_epoch)
   return row, parallel.local_value(state), model
 
 
@@ -250,6 +266,31 @@ def _training_line(row: dict[str, Any]) -> str:
     f"({100 * row['fraction_of_peak']:.0f}% of the 1024^3 GEMM)  compile {row['compile_s']:.1f}s  "
     f"epoch {min(row['epoch_s']):.3f}s"
     + (f"  program memory {mem['total']:.1f} MiB" if mem else "")
+  )
+
+
+def _profile_fractions(row: dict[str, Any], peak_gflops: float) -> None:
+  """Adds to a profiled training row: the rate inside the matmul operations / peak
+  (matmul_fraction_of_peak) and the epoch's FLOPs in the matmuls' time alone / peak
+  (fraction_if_only_matmuls: the bound if every other operation took no time)."""
+  prof = row["profile"]
+  matmul_s = prof["categories"]["matmul"]["us_per_call"] * 1e-6
+  flops = row["flops_per_graph"] * row["graphs_per_s"] * min(row["epoch_s"])
+  prof["matmul_fraction_of_peak"] = (prof["matmul_gflops"] or 0.0) / peak_gflops
+  prof["fraction_if_only_matmuls"] = flops / matmul_s / 1e9 / peak_gflops if matmul_s else None
+
+
+def _profile_line(row: dict[str, Any]) -> str:
+  """One profiled batch size's printed line: the share of each kind of operation."""
+  prof = row["profile"]
+  shares = ", ".join(
+    f"{name} {100 * c['share']:.0f}%"
+    for name, c in prof["categories"].items()
+    if c["share"] >= 0.005
+  )
+  return (
+    f"    profile: {shares}; the matmuls at {100 * prof['matmul_fraction_of_peak']:.0f}% of the "
+    f"GEMM; with nothing else the epoch would run at {100 * prof['fraction_if_only_matmuls']:.0f}%"
   )
 
 
@@ -453,6 +494,14 @@ def format_table(result: dict[str, Any]) -> str:
       f"| training | batch {r['batch_size']}, {r['devices']} device(s) | {r['graphs_per_s']:,.0f} graphs/s "
       f"| {r['gflops']:.1f} ({100 * r['fraction_of_peak']:.0f}%) | {r['compile_s']:.1f} | {mem} |"
     )
+  for r in result.get("training", []):
+    if "profile" in r:
+      p, mm = r["profile"], r["profile"]["categories"]["matmul"]
+      lines.append(
+        f"| profile | batch {r['batch_size']} | matmuls {100 * mm['share']:.0f}% of the time, at "
+        f"{100 * p['matmul_fraction_of_peak']:.0f}% of peak | alone: "
+        f"{100 * p['fraction_if_only_matmuls']:.0f}% of peak | | |"
+      )
   if "embedding" in result:
     lines.append(
       f"| embedding | {result['embedding']['cells']:,} cells | {result['embedding']['cells_per_s']:,.0f} "
@@ -493,12 +542,17 @@ def _training_part(
   rows, state, model = [], None, None
   sizes = config.batch_sizes if "training" in config.parts else (32,)
   for b in sizes if config.parts else ():  # every part needs the model
-    row, st, mdl = bench_training(config.space, adj, ops, b, config.epochs, mesh)
+    row, st, mdl = bench_training(
+      config.space, adj, ops, b, config.epochs, mesh, profile="profile" in config.parts
+    )
     if b == 32 or state is None:
       state, model = st, mdl
     row["fraction_of_peak"] = row["gflops"] / peak_gflops
     rows.append(row)
     log(_training_line(row))
+    if "profile" in row:
+      _profile_fractions(row, peak_gflops)
+      log(_profile_line(row))
   return rows, state, model
 
 
@@ -513,7 +567,8 @@ def run_benchmark(config: BenchConfig, log: Log = print, command: str | None = N
   Returns:
     The result: command, machine, load_average_at_start, space, cells_per_epoch,
     training_devices, matmul_rates (`perf.machine_rates`, GFLOP/s), then per part
-    training (`bench_training` rows + fraction_of_peak), metrics_s /
+    training (`bench_training` rows + fraction_of_peak, with the profile part their
+    profile + `_profile_fractions`), metrics_s /
     metrics_first_s / metrics_breakdown_s (`bench_metrics`), embedding
     (`bench_embedding`), search (`bench_search_part`), and peak_host_rss_mib,
     peak_device_mib, load_average_at_end.

@@ -67,7 +67,7 @@ def _tiny(table, out):
     cells=256,
     batch_sizes=(32,),
     epochs=1,
-    parts=("training", "metrics", "embedding", "search"),
+    parts=("training", "metrics", "embedding", "profile", "search"),
     search_methods=("rs",),
     search_seeds=(2,),
     search_queries=5,
@@ -91,7 +91,13 @@ def _check(result, config):
   assert peak > 0 and result["machine"]["backend"] == "cpu"
   assert result["space"] == "nb201" and result["cells_per_epoch"] == config.cells
   (row,) = result["training"]
-  assert set(row) == TRAINING_KEYS and row["batch_size"] == 32
+  assert set(row) == TRAINING_KEYS | {"profile"} and row["batch_size"] == 32
+  prof = row["profile"]  # XLA's trace of one epoch: the matmuls hold most of XLA's FLOP count
+  assert 0 < prof["categories"]["matmul"]["share"] < 1
+  epoch_flops = row["flops_per_graph"] * config.cells
+  assert 0.5 * epoch_flops < prof["matmul_flops_per_call"] <= 1.01 * epoch_flops
+  assert prof["matmul_fraction_of_peak"] == pytest.approx(prof["matmul_gflops"] / peak)
+  assert prof["fraction_if_only_matmuls"] > 0
   for key in ("flops_per_graph", "gflops", "compile_s", "graphs_per_s", "steps_per_s"):
     assert row[key] > 0, key
   assert len(row["epoch_s"]) == config.epochs and min(row["epoch_s"]) > 0
@@ -115,6 +121,7 @@ def test_run_benchmark_tiny(tiny_run):
   assert result["command"] == bench.command_for(config)
   assert json.loads(out.read_text()) == json.loads(json.dumps(result))
   table = "\n".join(lines)
+  assert "| profile | batch 32 | matmuls " in table and "    profile: matmul " in table
   assert "| training | batch 32, 1 device(s) |" in table and "| search rs | 2 seeds x 5" in table
   assert lines[-1] == f"wrote {out}"
 
@@ -210,6 +217,8 @@ def test_config_checks():
   with pytest.raises(ValueError, match="--parts search needs --space nb201"):
     bench.BenchConfig(space="nb101")
   bench.BenchConfig(space="nb101", parts=("training", "embedding"))
+  with pytest.raises(ValueError, match="--parts profile needs training"):
+    bench.BenchConfig(parts=("profile", "embedding"))
   with pytest.raises(ValueError, match=r"--parts: unknown \['bogus'\]"):
     bench.BenchConfig(parts=("training", "bogus"))
   with pytest.raises(ValueError, match="--search_queries must be >= 1"):
