@@ -280,6 +280,10 @@ def _profile_fractions(row: dict[str, Any], peak_gflops: float) -> None:
   prof["fraction_if_only_matmuls"] = flops / matmul_s / 1e9 / peak_gflops if matmul_s else None
 
 
+def _percent(fraction: float | None) -> str:
+  return "-" if fraction is None else f"{100 * fraction:.0f}%"
+
+
 def _profile_line(row: dict[str, Any]) -> str:
   """One profiled batch size's printed line: the share of each kind of operation."""
   prof = row["profile"]
@@ -290,7 +294,7 @@ def _profile_line(row: dict[str, Any]) -> str:
   )
   return (
     f"    profile: {shares}; the matmuls at {100 * prof['matmul_fraction_of_peak']:.0f}% of the "
-    f"GEMM; with nothing else the epoch would run at {100 * prof['fraction_if_only_matmuls']:.0f}%"
+    f"GEMM; with nothing else the epoch would run at {_percent(prof['fraction_if_only_matmuls'])}"
   )
 
 
@@ -500,7 +504,7 @@ def format_table(result: dict[str, Any]) -> str:
       lines.append(
         f"| profile | batch {r['batch_size']} | matmuls {100 * mm['share']:.0f}% of the time, at "
         f"{100 * p['matmul_fraction_of_peak']:.0f}% of peak | alone: "
-        f"{100 * p['fraction_if_only_matmuls']:.0f}% of peak | | |"
+        f"{_percent(p['fraction_if_only_matmuls'])} of peak | | |"
       )
   if "embedding" in result:
     lines.append(
