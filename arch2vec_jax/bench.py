@@ -275,9 +275,10 @@ def _profile_fractions(row: dict[str, Any], peak_gflops: float) -> None:
   (fraction_if_only_matmuls: the bound if every other operation took no time)."""
   prof = row["profile"]
   matmul_s = prof["categories"]["matmul"]["us_per_call"] * 1e-6
-  flops = row["flops_per_graph"] * row["graphs_per_s"] * min(row["epoch_s"])
   prof["matmul_fraction_of_peak"] = (prof["matmul_gflops"] or 0.0) / peak_gflops
-  prof["fraction_if_only_matmuls"] = flops / matmul_s / 1e9 / peak_gflops if matmul_s else None
+  prof["fraction_if_only_matmuls"] = (
+    row["fraction_of_peak"] * min(row["epoch_s"]) / matmul_s if matmul_s else None
+  )
 
 
 def _percent(fraction: float | None) -> str:

@@ -2,8 +2,7 @@
 
 `profile(compiled, *args)` runs the compiled program under `jax.profiler`,
 reads the trace's per-thunk events (XLA:CPU records one per executed HLO
-operation, inside loops once per iteration; GPU records kernels under the
-same names) and groups their time by what each operation does, read off the
+operation, inside loops once per iteration; checked on XLA:CPU only) and groups their time by what each operation does, read off the
 optimised HLO (`compiled.as_text()`): matmul (a dot or a fusion around one),
 scatter, gather, reduce, sort, elementwise (other fusions), copy (data
 movement), other. It also counts the matmul FLOPs the operations executed, so
@@ -26,6 +25,7 @@ import collections
 import glob
 import gzip
 import json
+import math
 import os
 import re
 import tempfile
@@ -88,13 +88,6 @@ def _dims(shape: str) -> list[int]:
   return [int(d) for d in m.group(1).split(",") if d] if m else []
 
 
-def _prod(xs) -> int:
-  out = 1
-  for x in xs:
-    out *= x
-  return out
-
-
 def hlo_ops(hlo_text: str) -> dict[str, dict[str, Any]]:
   """Every operation of an optimised HLO module outside fused computations, by name.
 
@@ -124,7 +117,7 @@ def hlo_ops(hlo_text: str) -> dict[str, dict[str, Any]]:
     contracting = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", rest)
     lhs_dims = _dims(shapes.get(lhs.group(1), "")) if lhs else []
     k = [lhs_dims[int(i)] for i in contracting.group(1).split(",") if i] if contracting else []
-    return 2 * _prod(_dims(shape)) * _prod(k)
+    return 2 * math.prod(_dims(shape)) * math.prod(k)
 
   def contents(comp: str, seen: frozenset = frozenset()) -> tuple[set[str], int]:
     """Opcodes and dot FLOPs of a fused computation, nested fusions included."""
